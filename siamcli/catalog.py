@@ -1,0 +1,143 @@
+"""Models users can name: an architecture plus the tracker hyper-parameters published with it.
+
+A pysot / SiamBAN / NanoTrack ``config.yaml`` gives the same two things and
+can stand in for a name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Union
+
+import yaml
+
+from .errors import SiamcliError
+from .tracking.params import TrackerParams
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build (``architecture``) and how to track with it (``params``)."""
+
+    name: str
+    architecture: str
+    params: TrackerParams
+    summary: str = ""
+    #: config dict for architectures built from a config.yaml (None for named models)
+    config: Optional[Mapping[str, Any]] = None
+
+
+_RPN = TrackerParams(family="rpn")
+_BAN = TrackerParams(family="ban")
+_NANO = TrackerParams(family="ban", stride=16, base_size=7)
+
+MODELS: Dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec("siamrpn_alex_dwxcorr", "siamrpn_alex_dwxcorr",
+                  replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30),
+                  "pysot SiamRPN AlexNet (VOT settings)"),
+        ModelSpec("siamrpn_alex_dwxcorr_otb", "siamrpn_alex_dwxcorr",
+                  replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30),
+                  "pysot SiamRPN AlexNet (OTB settings)"),
+        ModelSpec("siamrpn_r50_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr",
+                  replace(_RPN, penalty_k=0.05, window_influence=0.42, lr=0.38),
+                  "pysot SiamRPN++ ResNet-50 (VOT settings)"),
+        ModelSpec("siamrpn_r50_l234_dwxcorr_otb", "siamrpn_r50_l234_dwxcorr",
+                  replace(_RPN, penalty_k=0.24, window_influence=0.5, lr=0.25),
+                  "pysot SiamRPN++ ResNet-50 (OTB settings)"),
+        ModelSpec("siamrpn_mobilev2_l234_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr",
+                  replace(_RPN, penalty_k=0.04, window_influence=0.4, lr=0.5),
+                  "pysot SiamRPN++ MobileNetV2"),
+        ModelSpec("siamban_r50_l234", "siamban_r50_l234",
+                  replace(_BAN, penalty_k=0.08513642556896711, window_influence=0.4632532824922313,
+                          lr=0.44418184746462425),
+                  "SiamBAN ResNet-50 (VOT2018 settings)"),
+        ModelSpec("siamban_r50_l234_otb", "siamban_r50_l234",
+                  replace(_BAN, penalty_k=0.020530504470126613, window_influence=0.3850733326567302,
+                          lr=0.4730770315643308),
+                  "SiamBAN ResNet-50 (OTB settings)"),
+        ModelSpec("nanotrack_v1", "nanotrack_v1",
+                  replace(_NANO, window_influence=0.462, penalty_k=0.148, lr=0.390), "NanoTrack v1"),
+        ModelSpec("nanotrack_v2", "nanotrack_v2",
+                  replace(_NANO, window_influence=0.490, penalty_k=0.150, lr=0.385),
+                  "NanoTrack v2 (OpenCV TrackerNano's model)"),
+        ModelSpec("nanotrack_v3", "nanotrack_v3",
+                  replace(_NANO, base_size=6, window_influence=0.455, penalty_k=0.138, lr=0.348),
+                  "NanoTrack v3"),
+    )
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The named model, or a :class:`SiamcliError` listing the known names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise SiamcliError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+
+
+def read_config(path: Union[str, Path]) -> Dict[str, Any]:
+    """Parse a config.yaml into a dict; bad files raise :class:`SiamcliError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise SiamcliError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SiamcliError(f"{path} is not a valid YAML file ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise SiamcliError(f"{path} is not a tracker config (expected a YAML mapping)")
+    return data
+
+
+def _section(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = cfg.get(name) or {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def spec_from_config(path: Union[str, Path]) -> ModelSpec:
+    """Architecture and tracker hyper-parameters from a pysot, SiamBAN or NanoTrack config.yaml."""
+    cfg = read_config(path)
+    track = _section(cfg, "TRACK")
+    backbone = str(_section(cfg, "BACKBONE").get("TYPE", ""))
+    tracker_type = str(track.get("TYPE", ""))
+    name = str(cfg.get("META_ARC") or Path(path).parent.name or Path(path).stem)
+    if not track and not backbone:
+        raise SiamcliError(f"{path} has no BACKBONE or TRACK section: not a pysot/SiamBAN/NanoTrack config")
+    if _section(cfg, "MASK").get("MASK"):
+        raise SiamcliError(f"{path} is a SiamMask config; SiamMask is not supported (use a SiamRPN or SiamBAN config)")
+    if tracker_type == "SiamRPNLTTracker":
+        raise SiamcliError(
+            f"{path} configures the long-term tracker SiamRPNLTTracker, which siamcli does not support yet"
+        )
+    if tracker_type and tracker_type not in ("SiamRPNTracker", "SiamBANTracker", "NanoTracker"):
+        raise SiamcliError(
+            f"{path}: tracker type {tracker_type!r} is not supported "
+            "(supported: SiamRPNTracker, SiamBANTracker, NanoTracker)"
+        )
+    point_stride = int(_section(cfg, "POINT").get("STRIDE", 8))
+    if tracker_type == "NanoTracker" or backbone.startswith("mobilenetv3"):
+        params = replace(_NANO, stride=point_stride)
+        architecture = "nanotrack"
+    elif _section(cfg, "BAN").get("BAN") or tracker_type == "SiamBANTracker":
+        params = replace(_BAN, stride=point_stride)
+        architecture = "pysot"
+    else:
+        anchor = _section(cfg, "ANCHOR")
+        params = replace(
+            _RPN,
+            stride=int(anchor.get("STRIDE", 8)),
+            anchor_ratios=tuple(float(r) for r in anchor.get("RATIOS", _RPN.anchor_ratios)),
+            anchor_scales=tuple(float(s) for s in anchor.get("SCALES", _RPN.anchor_scales)),
+        )
+        architecture = "pysot"
+    try:
+        params = params.with_track_section(track)
+        if "OUTPUT_SIZE" in track:  # NanoTrack v3 states its score-map side directly
+            natural = (params.instance_size - params.exemplar_size) // params.stride + 1
+            params = replace(params, base_size=int(track["OUTPUT_SIZE"]) - natural)
+    except (TypeError, ValueError) as exc:
+        raise SiamcliError(f"{path}: bad TRACK value ({exc})") from None
+    return ModelSpec(name=name, architecture=architecture, params=params,
+                     summary=f"from {path}", config=cfg)

@@ -1,0 +1,1 @@
+"""Frame sources, target selection, writers and drawing (OpenCV and numpy only)."""

@@ -1,0 +1,61 @@
+"""Context crops around the target, as the published reference tracker takes them.
+
+The reference (pysot ``get_subwindow``) pads a copy of the frame with the
+first frame's channel means (truncated to uint8), cuts a square of
+``original_size`` pixels centred on the target and resizes it (bilinear) to
+``model_size`` when the two differ. Only the square is materialised here:
+pixels inside the frame are copied, the rest take the fill colour, which
+gives the same patch without copying the whole frame.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+
+def context_size(width: float, height: float, context_amount: float) -> float:
+    """Side of the square context region: sqrt((w + c(w+h)) * (h + c(w+h)))."""
+    pad = context_amount * (width + height)
+    return math.sqrt((width + pad) * (height + pad))
+
+
+def channel_mean(frame: np.ndarray) -> np.ndarray:
+    """Per-channel mean of a frame (float64, length 3)."""
+    return np.asarray(cv2.mean(frame)[:3], dtype=np.float64)
+
+
+def crop_patch(
+    frame: np.ndarray,
+    center: Sequence[float],
+    model_size: int,
+    original_size: int,
+    fill: np.ndarray,
+) -> np.ndarray:
+    """Square ``original_size`` crop centred on ``center`` (x, y), resized to ``model_size``.
+
+    Returns a (model_size, model_size, 3) uint8 array. ``fill`` is the colour
+    of the area outside the frame (the reference truncates it to uint8).
+    """
+    size = int(original_size)
+    if size < 1:
+        raise ValueError(f"crop size must be at least 1 pixel, got {original_size}")
+    half = (size + 1) / 2
+    xmin = int(math.floor(center[0] - half + 0.5))
+    ymin = int(math.floor(center[1] - half + 0.5))
+    xmax, ymax = xmin + size, ymin + size  # exclusive
+    height, width = frame.shape[:2]
+    if xmin >= 0 and ymin >= 0 and xmax <= width and ymax <= height:
+        patch = frame[ymin:ymax, xmin:xmax]
+    else:
+        patch = np.empty((size, size, 3), dtype=np.uint8)
+        patch[:] = np.asarray(fill, dtype=np.float64).astype(np.uint8)
+        x0, y0 = max(xmin, 0), max(ymin, 0)
+        x1, y1 = min(xmax, width), min(ymax, height)
+        if x1 > x0 and y1 > y0:
+            patch[y0 - ymin:y1 - ymin, x0 - xmin:x1 - xmin] = frame[y0:y1, x0:x1]
+    if model_size != size:
+        patch = cv2.resize(patch, (model_size, model_size))
+    return np.ascontiguousarray(patch)

@@ -1,0 +1,163 @@
+"""The Siamese tracker loop, step for step as the published reference trackers run it.
+
+Per frame: crop the search region around the last centre (context-padded,
+first-frame-mean filled), run the network against the cached template
+features, decode the candidates (anchors or points), apply the scale/ratio
+change penalty and the cosine window, take the best, smooth the size with the
+learning rate, clip to the frame.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from ..errors import SiamcliError
+from .anchors import cosine_window, generate_anchors, generate_points
+from .crop import channel_mean, context_size, crop_patch
+from .params import TrackerParams
+
+Box = Tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One frame's answer: ``box`` as 0-based (x, y, w, h) floats and the raw score."""
+
+    box: Box
+    score: float
+
+
+def validate_box(box: Sequence[float], frame_shape: Sequence[int]) -> Box:
+    """Check an initial box against the frame; raise :class:`SiamcliError` if unusable."""
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise SiamcliError(f"a box needs four numbers x,y,w,h, got {box!r}") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise SiamcliError(f"box {x:g},{y:g},{w:g},{h:g} has a non-finite value")
+    if w <= 0 or h <= 0:
+        raise SiamcliError(f"box {x:g},{y:g},{w:g},{h:g} has zero or negative size; width and height must be > 0")
+    height, width = frame_shape[:2]
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise SiamcliError(
+            f"box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} frame"
+        )
+    return x, y, w, h
+
+
+def _softmax_foreground(logits: np.ndarray) -> np.ndarray:
+    """Softmax over 2 rows (background, foreground) -> foreground probability."""
+    diff = logits[0].astype(np.float64) - logits[1].astype(np.float64)
+    return 1.0 / (1.0 + np.exp(diff))
+
+
+def _change(ratio: np.ndarray) -> np.ndarray:
+    return np.maximum(ratio, 1.0 / ratio)
+
+
+def _padded_size(w, h):
+    pad = (w + h) * 0.5
+    return np.sqrt((w + pad) * (h + pad))
+
+
+class SiameseTracker:
+    """Single-target tracker: ``init(frame, box)`` then ``update(frame)`` per frame.
+
+    ``engine`` runs the network (see :class:`siamcli.engines.Engine`);
+    ``params`` are the hyper-parameters of the model family.
+    """
+
+    def __init__(self, engine: Any, params: TrackerParams) -> None:
+        self.engine = engine
+        self.params = params
+        size = params.score_size
+        if params.family == "rpn":
+            self._grid = generate_anchors(params.stride, params.anchor_ratios, params.anchor_scales, size)
+        else:
+            self._grid = generate_points(params.stride, size)
+        self._window = cosine_window(size, params.anchor_num)
+        self._zf: Any = None
+        self._avg = np.zeros(3)
+        self.center = np.zeros(2)
+        self.size = np.zeros(2)
+
+    # -- helpers -------------------------------------------------------------
+    def _prepare(self, patch: np.ndarray) -> np.ndarray:
+        if self.params.input_order == "rgb":
+            return cv2.cvtColor(patch, cv2.COLOR_BGR2RGB)
+        return patch
+
+    def _context(self) -> float:
+        return context_size(self.size[0], self.size[1], self.params.context_amount)
+
+    def _decode(self, cls: np.ndarray, loc: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Network outputs for one sample -> (scores (M,), boxes (4, M) as cx, cy, w, h)."""
+        score = _softmax_foreground(cls.reshape(2, -1))
+        delta = loc.reshape(4, -1).astype(np.float64)
+        grid = self._grid
+        if self.params.family == "rpn":
+            boxes = np.empty_like(delta)
+            boxes[0] = delta[0] * grid[2] + grid[0]
+            boxes[1] = delta[1] * grid[3] + grid[1]
+            boxes[2] = np.exp(delta[2]) * grid[2]
+            boxes[3] = np.exp(delta[3]) * grid[3]
+        else:
+            x1 = grid[0] - delta[0]
+            y1 = grid[1] - delta[1]
+            x2 = grid[0] + delta[2]
+            y2 = grid[1] + delta[3]
+            boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+        return score, boxes
+
+    # -- API -------------------------------------------------------------------
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Start tracking the target in ``box`` (0-based x, y, w, h) on ``frame`` (BGR uint8)."""
+        x, y, w, h = validate_box(box, frame.shape)
+        p = self.params
+        self.center = np.array([x + (w - 1) / 2, y + (h - 1) / 2], dtype=np.float64)
+        self.size = np.array([w, h], dtype=np.float64)
+        self._avg = channel_mean(frame)
+        s_z = round(self._context())
+        z = crop_patch(frame, self.center, p.exemplar_size, s_z, self._avg)
+        self._zf = self.engine.template(self._prepare(z))
+
+    def update(self, frame: np.ndarray) -> TrackResult:
+        """Locate the target in the next frame."""
+        if self._zf is None:
+            raise RuntimeError("update() called before init()")
+        p = self.params
+        s_z = self._context()
+        scale_z = p.exemplar_size / s_z
+        s_x = s_z * p.instance_size / p.exemplar_size
+        patch = crop_patch(frame, self.center, p.instance_size, round(s_x), self._avg)
+        cls, loc = self.engine.track(self._prepare(patch), self._zf)
+        score, pred = self._decode(cls[0], loc[0])
+
+        s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
+        r_c = _change((self.size[0] / self.size[1]) / (pred[2] / pred[3]))
+        penalty = np.exp(-(r_c * s_c - 1) * p.penalty_k)
+        pscore = penalty * score
+        pscore = pscore * (1 - p.window_influence) + self._window * p.window_influence
+        best = int(np.argmax(pscore))
+
+        bbox = pred[:, best] / scale_z
+        lr = penalty[best] * score[best] * p.lr
+        cx = bbox[0] + self.center[0]
+        cy = bbox[1] + self.center[1]
+        width = self.size[0] * (1 - lr) + bbox[2] * lr
+        height = self.size[1] * (1 - lr) + bbox[3] * lr
+
+        frame_h, frame_w = frame.shape[:2]
+        cx = min(max(cx, 0.0), float(frame_w))
+        cy = min(max(cy, 0.0), float(frame_h))
+        width = min(max(width, p.min_size), float(frame_w))
+        height = min(max(height, p.min_size), float(frame_h))
+
+        self.center = np.array([cx, cy])
+        self.size = np.array([width, height])
+        box = (cx - width / 2, cy - height / 2, width, height)
+        return TrackResult(box=tuple(float(v) for v in box), score=float(score[best]))
