@@ -22,17 +22,28 @@ def resolve_spec(model: Optional[str] = None, config: Optional[PathLike] = None)
     return get_spec(model)
 
 
-def build_network(spec: ModelSpec):
-    """Instantiate the spec's network (random weights, eval mode)."""
+def build_network(spec: ModelSpec, weights: Optional[PathLike] = None):
+    """Instantiate the spec's network (random weights, eval mode).
+
+    NanoTrack v1 and v2 configs describe the same sections, so for a NanoTrack
+    config the version is read off the checkpoint's keys when ``weights`` is given.
+    """
     if spec.config is None:
         from .models.registry import build_model
 
         return build_model(spec.architecture)
     try:
         if spec.architecture == "nanotrack":
-            from .models.nanotrack import build_nanotrack_from_config
+            from .models.checkpoint import read_state_dict
+            from .models.nanotrack import build_nanotrack_from_config, detect_nanotrack_version
 
-            return build_nanotrack_from_config(spec.config)
+            version = None
+            if weights is not None:
+                try:
+                    version = detect_nanotrack_version(read_state_dict(weights))
+                except ValueError:
+                    version = None  # not NanoTrack weights: the strict load will explain
+            return build_nanotrack_from_config(spec.config, version=version)
         from .models.zoo import build_from_config
 
         return build_from_config(spec.config)
@@ -56,6 +67,6 @@ def create_tracker(
             f"no weights given for {spec.name}: pass --weights model.pth "
             "(a pysot / SiamBAN model-zoo file or NanoTrack .pth)"
         )
-    network = build_network(spec)
+    network = build_network(spec, weights)
     load_weights(network, weights, spec.name)
     return SiameseTracker(TorchEngine(network, device=device), spec.params), spec

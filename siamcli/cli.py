@@ -15,7 +15,7 @@ from rich.table import Table
 from . import __version__
 from .errors import SiamcliError
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 MODEL_HELP = "Model name (see `siamcli models`)."
 CONFIG_HELP = "A pysot / SiamBAN / NanoTrack config.yaml, instead of --model."
 WEIGHTS_HELP = "Checkpoint (.pth state dict or training snapshot)."
@@ -72,8 +72,9 @@ def models_cmd() -> None:
 @click.option("--output", "-o", help="Box CSV (frame,x,y,w,h,score). Default: <source name>_boxes.csv")
 @click.option("--save-video", help="Write the frames with the box drawn (.mp4 or .avi).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def track_cmd(source, model, config, weights, init_box, output, save_video, device, quiet) -> None:
+def track_cmd(source, model, config, weights, init_box, output, save_video, device, max_frames, quiet) -> None:
     """Track one target through SOURCE, a video file or a folder of frames.
 
     Boxes are written frame by frame to the CSV (row 0 is the initial box with
@@ -87,8 +88,8 @@ def track_cmd(source, model, config, weights, init_box, output, save_video, devi
     from .io.writers import AnnotatedVideoWriter, CsvBoxWriter
 
     box = parse_box(init_box) if init_box is not None else None
-    tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device)
     with open_source(source) as frames:
+        tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device)
         it = iter(frames)
         first = next(it)
         if box is None:
@@ -100,12 +101,17 @@ def track_cmd(source, model, config, weights, init_box, output, save_video, devi
         t0 = time.perf_counter()
         try:
             with CsvBoxWriter(out_path) as csv_out, _progress(frames.frame_count, quiet) as bar:
-                task = bar.add_task(spec.name, total=frames.frame_count, fps=0.0)
+                total = frames.frame_count
+                if max_frames is not None:
+                    total = min(total, max_frames) if total else max_frames
+                task = bar.add_task(spec.name, total=total, fps=0.0)
                 csv_out.write(0, box, 1.0)
                 if video:
                     video.write(draw_box(first.copy(), box, 1.0))
                 bar.advance(task)
                 for index, frame in enumerate(it, start=1):
+                    if max_frames is not None and index >= max_frames:
+                        break
                     result = tracker.update(frame)
                     csv_out.write(index, result.box, result.score)
                     if video:
@@ -120,7 +126,7 @@ def track_cmd(source, model, config, weights, init_box, output, save_video, devi
             if video:
                 video.close()
         elapsed = time.perf_counter() - t0
-        if frames.ended_early:
+        if frames.ended_early and max_frames is None:
             err_console.print(
                 f"[yellow]warning:[/] {source} stopped decoding after {frames.frames_read} of the "
                 f"{frames.frame_count} frames its header claims (damaged or truncated stream)"

@@ -9,7 +9,6 @@ arbitrary Python objects.
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
@@ -46,14 +45,15 @@ def read_state_dict(path: Union[str, Path]) -> StateDict:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        reason = next((ln.strip() for ln in first if "Unsupported global" in ln), "")
+        lines = str(exc).strip().splitlines()
+        reason = next((ln.strip() for ln in lines if "Unsupported global" in ln), "")
+        if not reason:
+            raise SiamcliError(f"{path} is not a PyTorch checkpoint (unreadable pickle data)") from None
         raise SiamcliError(
-            f"{path} holds Python objects besides tensors and is not loaded for safety"
-            + (f" ({reason})" if reason else "")
-            + "; re-save it with torch.save(model.state_dict(), path)"
+            f"{path} holds Python objects besides tensors and is not loaded for safety ({reason}); "
+            "re-save it with torch.save(model.state_dict(), path)"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as exc:
+    except Exception as exc:  # any failure to parse a user's file is a bad-input error
         raise SiamcliError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__})") from None
 
     if isinstance(obj, Mapping):
