@@ -29,7 +29,12 @@ class ModelSpec:
 
 _RPN = TrackerParams(family="rpn")
 _BAN = TrackerParams(family="ban")
-_NANO = TrackerParams(family="ban", stride=16, base_size=7)
+# Loss thresholds measured with nanotrack_v2 on the five sequences of ../shared/data/seqs:
+# normal tracking scores have median 0.999-1.000 and 5th percentile 0.967-0.998 (lowest frame
+# 0.942 outside a real occlusion), while with the target blacked out for 30 frames the median
+# is 0.89-0.98 and the first blacked frame scores 0.87-0.88. v1 and v3 share the v2 values.
+_NANO = TrackerParams(family="ban", stride=16, base_size=7,
+                      uncertain_threshold=0.98, lost_threshold=0.93, recover_threshold=0.998)
 
 MODELS: Dict[str, ModelSpec] = {
     s.name: s

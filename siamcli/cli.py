@@ -62,79 +62,175 @@ def models_cmd() -> None:
     Console().print(table)
 
 
+def _output_options(fn):
+    """Options shared by `track` and `webcam`: model, weights, first box, outputs, loss handling."""
+    options = [
+        click.option("--model", "-m", help=MODEL_HELP),
+        click.option("--config", "config", help=CONFIG_HELP),
+        click.option("--weights", "-w", help=WEIGHTS_HELP),
+        click.option("--init", "init_box", metavar="X,Y,W,H",
+                     help="First box, 0-based pixels. Without it (or --init-file) a window opens to draw the box."),
+        click.option("--init-file", type=click.Path(dir_okay=False),
+                     help="Read the first box from the first line of this file (x,y,w,h; commas, spaces or tabs)."),
+        click.option("--output", "-o",
+                     help="Box file, written frame by frame. Default: <source name>_boxes.<format>"),
+        click.option("--format", "fmt", type=click.Choice(["csv", "json", "mot", "otb"]),
+                     help="Box file format: csv (frame,x,y,w,h,score,state), json, mot (MOTChallenge, one "
+                          "track) or otb (x,y,w,h lines). Default: from the -o suffix (.json), else csv."),
+        click.option("--save-video", help="Write the frames with the box drawn (.mp4 or .avi)."),
+        click.option("--lost-threshold", type=click.FloatRange(0, 1),
+                     help="Score below which the target counts as lost (default per model, see docs)."),
+        click.option("--redetect", is_flag=True,
+                     help="While lost, keep the last confident box and widen the search until the target is found."),
+        click.option("--device", default="auto", show_default=True, help=DEVICE_HELP),
+        click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _first_box(init_box: Optional[str], init_file: Optional[str]):
+    from .io.boxes import parse_box, read_box_file
+
+    if init_box is not None and init_file is not None:
+        raise SiamcliError("give either --init or --init-file, not both")
+    if init_file is not None:
+        return read_box_file(init_file)
+    return parse_box(init_box) if init_box is not None else None
+
+
+def _build_tracker(model, config, weights, device, lost_threshold, redetect):
+    from .api import create_tracker
+    from .tracking.redetect import RedetectingTracker
+
+    tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device)
+    if lost_threshold is not None:
+        tracker.params = tracker.params.with_lost_threshold(lost_threshold)
+    return (RedetectingTracker(tracker) if redetect else tracker), spec
+
+
+def _default_output(name: str, fmt: Optional[str]) -> Path:
+    from .io.writers import WRITERS
+
+    return Path(f"{name or 'track'}_boxes{WRITERS[fmt or 'csv'].suffix}")
+
+
+def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, *, controls=None,
+                    max_frames=None, duration=None, progress_total=None, quiet=False) -> None:
+    from .io.writers import AnnotatedVideoWriter, open_box_writer
+    from .runloop import run_tracking
+
+    video = AnnotatedVideoWriter(save_video, source.fps) if save_video else None
+    try:
+        with open_box_writer(out_path, fmt) as boxes, _progress(progress_total, quiet) as bar:
+            task = bar.add_task(spec.name, total=progress_total, fps=0.0)
+            report = run_tracking(source, tracker, boxes, init_box=init_box, video_writer=video,
+                                  controls=controls, max_frames=max_frames, duration=duration, label=spec.name,
+                                  on_frame=lambda i, r, fps: bar.update(task, advance=1, fps=fps))
+    finally:
+        if video:
+            video.close()
+    outputs = f"boxes: {out_path}" + (f", video: {save_video}" if save_video else "")
+    if report.stream_message:
+        err_console.print(f"[yellow]warning:[/] {report.stream_message}; {report.rows} boxes kept in {out_path}")
+    if report.interrupted:
+        err_console.print(f"interrupted by {report.interrupted} after frame {report.last_frame}: "
+                          f"{report.rows} boxes kept in {out_path}" + (f", video: {save_video}" if save_video else ""))
+        sys.exit(143 if report.interrupted == "SIGTERM" else 130)
+    err_console.print(f"tracked {report.rows} frames with {spec.name}, {report.fps:.1f} fps mean; {outputs}",
+                      highlight=False)
+
+
 @cli.command("track")
 @click.argument("source")
-@click.option("--model", "-m", help=MODEL_HELP)
-@click.option("--config", "config", help=CONFIG_HELP)
-@click.option("--weights", "-w", help=WEIGHTS_HELP)
-@click.option("--init", "init_box", metavar="X,Y,W,H",
-              help="First-frame box, 0-based pixels. Without it a window opens to draw the box.")
-@click.option("--output", "-o", help="Box CSV (frame,x,y,w,h,score). Default: <source name>_boxes.csv")
-@click.option("--save-video", help="Write the frames with the box drawn (.mp4 or .avi).")
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
+@_output_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def track_cmd(source, model, config, weights, init_box, output, save_video, device, max_frames, quiet) -> None:
+def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, redetect,
+              device, max_frames, quiet) -> None:
     """Track one target through SOURCE, a video file or a folder of frames.
 
-    Boxes are written frame by frame to the CSV (row 0 is the initial box with
-    score 1), so an interrupted run keeps every box so far.
+    Boxes are written frame by frame (row 0 is the initial box with score 1),
+    each with a state: tracking, uncertain or lost. An interrupted run (Ctrl-C,
+    SIGTERM) keeps every box so far and a playable video.
     """
-    from .api import create_tracker
-    from .io.boxes import parse_box
-    from .io.draw import draw_box
     from .io.select import select_box
     from .io.sources import open_source
-    from .io.writers import AnnotatedVideoWriter, CsvBoxWriter
 
-    box = parse_box(init_box) if init_box is not None else None
+    box = _first_box(init_box, init_file)
     with open_source(source) as frames:
-        tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device)
-        it = iter(frames)
-        first = next(it)
+        tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect)
         if box is None:
+            first = next(iter(frames))
             box = select_box(first)
-        tracker.init(first, box)
-        out_path = Path(output) if output else Path(f"{Path(source).stem or 'track'}_boxes.csv")
-        video = AnnotatedVideoWriter(save_video, frames.fps) if save_video else None
-        done = 0
-        t0 = time.perf_counter()
+            frames = _Prepend(first, frames)
+        out_path = Path(output) if output else _default_output(Path(source).stem, fmt)
+        total = frames.frame_count
+        if max_frames is not None:
+            total = min(total, max_frames) if total else max_frames
+        _run_and_report(frames, tracker, spec, out_path, fmt, save_video, box, max_frames=max_frames,
+                        progress_total=total, quiet=quiet)
+
+
+class _Prepend:
+    """A source whose first frame was already taken (for the selection window): yields it again."""
+
+    def __init__(self, first, source) -> None:
+        self._first, self._source = first, source
+        self.fps, self.frame_count = source.fps, source.frame_count
+        self._rest = iter(source)
+
+    def __iter__(self):
+        yield self._first
+        yield from self._rest
+
+    def stop_message(self):
+        return self._source.stop_message()
+
+
+@cli.command("webcam")
+@click.option("--camera", "-c", default="0", show_default=True,
+              help="Camera index, or anything OpenCV's VideoCapture opens: a stream URL or a video file.")
+@_output_options
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop after this many seconds.")
+@click.option("--no-display", is_flag=True, help="Run without a window (needs --init or --init-file).")
+def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, redetect,
+               device, max_frames, duration, no_display) -> None:
+    """Track live from a camera or stream, in a window showing the box, score and fps.
+
+    \b
+    Keys: s or space  draw a new target (the tracker restarts on that frame)
+          p           pause / resume
+          q or Esc    quit
+    Boxes go to -o (default webcam_boxes.csv) frame by frame; the first frames a
+    camera delivers while warming up are skipped.
+
+    \b
+    Examples:
+      siamcli webcam -m nanotrack_v2 -w nanotrackv2.pth
+      siamcli webcam -c rtsp://host/stream -m nanotrack_v2 -w nanotrackv2.pth --init 300,200,80,80 --no-display
+    """
+    from .io.sources import open_camera
+    from .io.window import LiveWindow, require_display
+
+    box = _first_box(init_box, init_file)
+    if no_display and box is None:
+        raise SiamcliError("--no-display needs the first box: pass --init x,y,w,h or --init-file FILE")
+    if not no_display:
+        require_display("run with --no-display and --init x,y,w,h for headless tracking")
+    tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect)
+    with open_camera(camera) as frames:
+        if getattr(frames, "skipped", 0):
+            err_console.print(f"skipped {frames.skipped} warm-up frames from {frames.label}")
+        window = None if no_display else LiveWindow(f"siamcli {spec.name} - s: select, p: pause, q: quit")
         try:
-            with CsvBoxWriter(out_path) as csv_out, _progress(frames.frame_count, quiet) as bar:
-                total = frames.frame_count
-                if max_frames is not None:
-                    total = min(total, max_frames) if total else max_frames
-                task = bar.add_task(spec.name, total=total, fps=0.0)
-                csv_out.write(0, box, 1.0)
-                if video:
-                    video.write(draw_box(first.copy(), box, 1.0))
-                bar.advance(task)
-                for index, frame in enumerate(it, start=1):
-                    if max_frames is not None and index >= max_frames:
-                        break
-                    result = tracker.update(frame)
-                    csv_out.write(index, result.box, result.score)
-                    if video:
-                        video.write(draw_box(frame, result.box, result.score))
-                    done += 1
-                    elapsed = time.perf_counter() - t0
-                    bar.update(task, advance=1, fps=done / elapsed if elapsed > 0 else 0.0)
-        except KeyboardInterrupt:
-            err_console.print(f"interrupted after frame {done}: {done + 1} boxes kept in {out_path}")
-            sys.exit(130)
+            out_path = Path(output) if output else _default_output("webcam", fmt)
+            _run_and_report(frames, tracker, spec, out_path, fmt, save_video, box, controls=window,
+                            max_frames=max_frames, duration=duration, quiet=True)
         finally:
-            if video:
-                video.close()
-        elapsed = time.perf_counter() - t0
-        if frames.ended_early and max_frames is None:
-            err_console.print(
-                f"[yellow]warning:[/] {source} stopped decoding after {frames.frames_read} of the "
-                f"{frames.frame_count} frames its header claims (damaged or truncated stream)"
-            )
-    fps = done / elapsed if elapsed > 0 and done else 0.0
-    outputs = f"boxes: {out_path}" + (f", video: {save_video}" if save_video else "")
-    err_console.print(f"tracked {done + 1} frames with {spec.name}, {fps:.1f} fps mean; {outputs}",
-                      highlight=False)
+            if window:
+                window.close()
 
 
 @cli.command("eval")

@@ -39,7 +39,8 @@ def test_track_video_writes_one_row_per_frame_and_follows_the_square(tmp_path, c
                             "--init", "40,30,40,40", "-o", out, "--save-video", video, "-q"], capsys)
     assert code == 0, err
     rows = read_rows(out)
-    assert rows[0] == ["frame", "x", "y", "w", "h", "score"]
+    assert rows[0] == ["frame", "x", "y", "w", "h", "score", "state"]
+    assert {r[6] for r in rows[1:]} <= {"tracking", "uncertain", "lost"} and rows[1][6] == "tracking"
     assert len(rows) == 1 + 24
     assert [int(r[0]) for r in rows[1:]] == list(range(24))
     assert [float(v) for v in rows[1][1:5]] == [40.0, 30.0, 40.0, 40.0]

@@ -22,8 +22,9 @@ def has_display() -> bool:
 
 def select_box(frame: np.ndarray, window: str = "siamcli: draw the target, then ENTER") -> Tuple[float, float, float, float]:
     """Let the user draw a box on ``frame``; raise :class:`SiamcliError` when that is impossible."""
-    if not has_display():
-        raise SiamcliError(NO_DISPLAY)
+    from .window import require_display
+
+    require_display("pass the first box with --init x,y,w,h")
     try:
         x, y, w, h = cv2.selectROI(window, frame, showCrosshair=True, fromCenter=False)
         cv2.destroyWindow(window)

@@ -44,6 +44,10 @@ class FrameSource:
     def ended_early(self) -> bool:
         return self.frame_count is not None and self.frames_read < self.frame_count
 
+    def stop_message(self) -> Optional[str]:
+        """Why the frames ran out before the end (a damaged file, a lost camera), or None."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -77,24 +81,45 @@ class ImageFolderSource(FrameSource):
             yield frame
 
 
-class VideoSource(FrameSource):
-    """Frames decoded from a video file by OpenCV."""
+def _usable(frame: Optional[np.ndarray]) -> bool:
+    return frame is not None and frame.size > 0
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._cap = cv2.VideoCapture(str(path))
+
+class VideoSource(FrameSource):
+    """Frames decoded by OpenCV's ``VideoCapture``: a video file, or (``live=True``) a camera
+    index or stream URL.
+
+    A live source skips up to ``warmup`` unusable frames (none, empty or all
+    black, as cameras deliver while they start) before its first frame;
+    ``skipped`` counts them.
+    """
+
+    def __init__(self, path: Union[str, Path, int], live: bool = False, warmup: int = 0) -> None:
+        self.path = path if isinstance(path, int) else Path(path)
+        self.live = live
+        self.label = f"camera {path}" if isinstance(path, int) else str(path)
+        target = path if isinstance(path, int) else str(path)
+        self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
             self._cap.release()
+            if live:
+                raise SiamcliError(f"cannot open {self.label}: no such camera, or a stream OpenCV cannot read")
             raise SiamcliError(f"cannot open video {path}: not a video file OpenCV can decode")
+        self.skipped = 0
         ok, frame = self._cap.read()
-        if not ok or frame is None:
+        while live and (not ok or not _usable(frame) or not frame.any()) and self.skipped < warmup:
+            self.skipped += 1
+            ok, frame = self._cap.read()
+        if not ok or not _usable(frame):
             self._cap.release()
-            raise SiamcliError(f"video {path} has no decodable frames")
+            what = f"{self.label} delivered no usable frame" + (f" in its first {warmup + 1} reads" if live else "")
+            raise SiamcliError(what if live else f"video {path} has no decodable frames")
         self._first: Optional[np.ndarray] = frame
         fps = self._cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
+        self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else 30.0
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count = count if count > 0 else None
+        self.frame_count = count if count > 0 and not isinstance(path, int) else None
+        self.exhausted = False
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._first is None:
@@ -104,13 +129,36 @@ class VideoSource(FrameSource):
         yield frame
         while True:
             ok, frame = self._cap.read()
-            if not ok or frame is None:
+            if not ok or not _usable(frame):
+                self.exhausted = True
                 return
             self.frames_read += 1
             yield frame
 
+    def stop_message(self) -> Optional[str]:
+        """Why the frames ran out before they should have, or None (call after the source is exhausted)."""
+        if not self.exhausted:
+            return None
+        last = self.frames_read - 1
+        if self.ended_early:
+            return (f"{self.label} stopped decoding after frame {last}: {self.frames_read} of the "
+                    f"{self.frame_count} frames its header claims (damaged or truncated stream)")
+        if self.live and self.frame_count is None:
+            return f"{self.label} stopped delivering frames after frame {last} (disconnected or stream ended)"
+        return None
+
     def close(self) -> None:
         self._cap.release()
+
+
+def open_camera(camera: str, warmup: int = 60) -> VideoSource:
+    """A camera by index (``"0"``), or any source ``VideoCapture`` opens: a stream URL or a file."""
+    text = str(camera).strip()
+    if text.isdigit():
+        return VideoSource(int(text), live=True, warmup=warmup)
+    if "://" not in text and not Path(text).exists():
+        raise SiamcliError(f"camera {text!r} not found: give a device index (0, 1, ...), a stream URL or a video file")
+    return VideoSource(text, live=True, warmup=warmup)
 
 
 def open_source(path: Union[str, Path]) -> FrameSource:

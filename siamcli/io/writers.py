@@ -1,7 +1,8 @@
-"""Result sinks: the box CSV (flushed row by row) and the annotated video."""
+"""Result sinks: box files (CSV, JSON, MOT, OTB; flushed frame by frame) and the annotated video."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
@@ -10,12 +11,16 @@ import numpy as np
 
 from ..errors import SiamcliError
 
-CSV_COLUMNS = ("frame", "x", "y", "w", "h", "score")
+CSV_COLUMNS = ("frame", "x", "y", "w", "h", "score", "state")
+FORMATS = ("csv", "json", "mot", "otb")
 
 
-class CsvBoxWriter:
-    """Writes ``frame,x,y,w,h,score`` rows (0-based pixel boxes) and flushes each one,
-    so an interrupted run keeps every box written so far."""
+class BoxWriter:
+    """A box file written as the frames come: ``write(frame, box, score, state)`` per frame,
+    flushed each time, so an interrupted run keeps every box so far. Boxes are 0-based
+    pixel ``x, y, w, h``; ``frame`` is the 0-based index of the frame in the source."""
+
+    suffix = ".txt"
 
     def __init__(self, path: Union[str, Path]) -> None:
         self.path = Path(path)
@@ -23,26 +28,103 @@ class CsvBoxWriter:
             self._file = open(self.path, "w", newline="")
         except OSError as exc:
             raise SiamcliError(f"cannot write {self.path}: {exc.strerror}") from None
-        self._csv = csv.writer(self._file)
-        self._csv.writerow(CSV_COLUMNS)
-        self._file.flush()
         self.rows = 0
+        self._start()
+        self._file.flush()
 
-    def write(self, frame: int, box: Sequence[float], score: float) -> None:
-        x, y, w, h = box
-        self._csv.writerow([frame, f"{x:.4f}", f"{y:.4f}", f"{w:.4f}", f"{h:.4f}", f"{score:.6f}"])
+    def _start(self) -> None:
+        pass
+
+    def _row(self, frame: int, box: Sequence[float], score: float, state: str) -> str:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        pass
+
+    def write(self, frame: int, box: Sequence[float], score: float, state: str = "tracking") -> None:
+        self._file.write(self._row(frame, box, score, state))
         self._file.flush()
         self.rows += 1
 
     def close(self) -> None:
         if not self._file.closed:
+            self._end()
             self._file.close()
 
-    def __enter__(self) -> "CsvBoxWriter":
+    def __enter__(self) -> "BoxWriter":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class CsvBoxWriter(BoxWriter):
+    """``frame,x,y,w,h,score,state`` with a header row."""
+
+    suffix = ".csv"
+
+    def _start(self) -> None:
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(CSV_COLUMNS)
+
+    def write(self, frame: int, box: Sequence[float], score: float, state: str = "tracking") -> None:
+        x, y, w, h = box
+        self._csv.writerow([frame, f"{x:.4f}", f"{y:.4f}", f"{w:.4f}", f"{h:.4f}", f"{score:.6f}", state])
+        self._file.flush()
+        self.rows += 1
+
+
+class JsonBoxWriter(BoxWriter):
+    """One JSON document: ``{"box_convention": ..., "frames": [{frame, box, score, state}, ...]}``.
+
+    Entries are streamed as they come; the closing brackets are written by
+    :meth:`close` (also on an interrupt), which makes the document valid.
+    """
+
+    suffix = ".json"
+
+    def _start(self) -> None:
+        self._file.write('{"box_convention": "x,y,w,h in 0-based pixels", "frames": [')
+
+    def _row(self, frame, box, score, state) -> str:
+        entry = {"frame": frame, "box": [round(float(v), 4) for v in box], "score": round(float(score), 6),
+                 "state": state}
+        return ("," if self.rows else "") + "\n  " + json.dumps(entry)
+
+    def _end(self) -> None:
+        self._file.write("\n]}\n")
+
+
+class MotBoxWriter(BoxWriter):
+    """MOTChallenge lines, one track (id 1): ``frame,1,x,y,w,h,score,-1,-1,-1``, frames 1-based."""
+
+    def _row(self, frame, box, score, state) -> str:
+        x, y, w, h = box
+        return f"{frame + 1},1,{x:.4f},{y:.4f},{w:.4f},{h:.4f},{score:.6f},-1,-1,-1\n"
+
+
+class OtbBoxWriter(BoxWriter):
+    """One ``x,y,w,h`` line per frame (the result format of the OTB/pysot/got10k toolkits)."""
+
+    def _row(self, frame, box, score, state) -> str:
+        return ",".join(f"{v:.4f}" for v in box) + "\n"
+
+
+WRITERS = {"csv": CsvBoxWriter, "json": JsonBoxWriter, "mot": MotBoxWriter, "otb": OtbBoxWriter}
+
+
+def box_format(path: Union[str, Path], fmt: Optional[str]) -> str:
+    """The format named by ``fmt``, or guessed from the file name (``.json`` -> json, else csv)."""
+    if fmt:
+        if fmt not in WRITERS:
+            raise SiamcliError(f"unknown box format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return fmt
+    return "json" if Path(path).suffix.lower() == ".json" else "csv"
+
+
+def open_box_writer(path: Union[str, Path], fmt: Optional[str] = None) -> BoxWriter:
+    """A writer for ``path`` in format ``fmt`` (csv, json, mot, otb)."""
+    return WRITERS[box_format(path, fmt)](path)
 
 
 def _fourcc(path: Path) -> int:

@@ -27,8 +27,25 @@ class TrackerParams:
     input_order: str = "bgr"
     #: minimum box side after clipping, in pixels (pysot clips w, h to [10, W/H])
     min_size: float = 10.0
+    #: raw score below which a frame is "uncertain" (see siamcli.tracking.states)
+    uncertain_threshold: float = 0.9
+    #: raw score below which the target counts as "lost" (pysot's long-term CONFIDENCE_LOW)
+    lost_threshold: float = 0.8
+    #: while lost (with re-detection), a candidate must score above this to end the loss
+    #: (pysot's long-term CONFIDENCE_HIGH)
+    recover_threshold: float = 0.998
+    #: re-detection (long-term mode, as pysot's SiamRPNLTTracker): widest search patch,
+    #: growth of the patch per lost frame, and the cosine-window influence while lost
+    lost_instance_size: int = 831
+    redetect_growth: int = 96
+    lost_window_influence: float = 0.001
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.lost_threshold <= self.uncertain_threshold <= 1.0:
+            raise ValueError(
+                f"thresholds must satisfy 0 <= lost ({self.lost_threshold}) <= uncertain "
+                f"({self.uncertain_threshold}) <= 1"
+            )
         if self.family not in ("rpn", "ban"):
             raise ValueError(f"family must be 'rpn' or 'ban', not {self.family!r}")
         if self.input_order not in ("bgr", "rgb"):
@@ -56,3 +73,7 @@ class TrackerParams:
         }
         changes = {attr: cast(track[key]) for key, (attr, cast) in names.items() if key in track}
         return replace(self, **changes)
+
+    def with_lost_threshold(self, lost: float) -> "TrackerParams":
+        """These params with the lost threshold ``lost``; the uncertain threshold is raised to it if lower."""
+        return replace(self, lost_threshold=lost, uncertain_threshold=max(self.uncertain_threshold, lost))

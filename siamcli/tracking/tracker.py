@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -19,16 +19,19 @@ from ..errors import SiamcliError
 from .anchors import cosine_window, generate_anchors, generate_points
 from .crop import channel_mean, context_size, crop_patch
 from .params import TrackerParams
+from .states import TRACKING, classify
 
 Box = Tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
 class TrackResult:
-    """One frame's answer: ``box`` as 0-based (x, y, w, h) floats and the raw score."""
+    """One frame's answer: ``box`` as 0-based (x, y, w, h) floats, the raw score and the
+    loss state (``"tracking"``, ``"uncertain"`` or ``"lost"``, see :func:`.states.classify`)."""
 
     box: Box
     score: float
+    state: str = TRACKING
 
 
 def validate_box(box: Sequence[float], frame_shape: Sequence[int]) -> Box:
@@ -80,6 +83,7 @@ class SiameseTracker:
         else:
             self._grid = generate_points(params.stride, size)
         self._window = cosine_window(size, params.anchor_num)
+        self._wide: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
         self._zf: Any = None
         self._avg = np.zeros(3)
         self.center = np.zeros(2)
@@ -94,11 +98,12 @@ class SiameseTracker:
     def _context(self) -> float:
         return context_size(self.size[0], self.size[1], self.params.context_amount)
 
-    def _decode(self, cls: np.ndarray, loc: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def _decode(self, cls: np.ndarray, loc: np.ndarray, grid: Optional[np.ndarray] = None
+                ) -> Tuple[np.ndarray, np.ndarray]:
         """Network outputs for one sample -> (scores (M,), boxes (4, M) as cx, cy, w, h)."""
         score = _softmax_foreground(cls.reshape(2, -1))
         delta = loc.reshape(4, -1).astype(np.float64)
-        grid = self._grid
+        grid = self._grid if grid is None else grid
         if self.params.family == "rpn":
             boxes = np.empty_like(delta)
             boxes[0] = delta[0] * grid[2] + grid[0]
@@ -127,30 +132,8 @@ class SiameseTracker:
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame."""
-        if self._zf is None:
-            raise RuntimeError("update() called before init()")
         p = self.params
-        s_z = self._context()
-        scale_z = p.exemplar_size / s_z
-        s_x = s_z * p.instance_size / p.exemplar_size
-        patch = crop_patch(frame, self.center, p.instance_size, round(s_x), self._avg)
-        cls, loc = self.engine.track(self._prepare(patch), self._zf)
-        score, pred = self._decode(cls[0], loc[0])
-
-        s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
-        r_c = _change((self.size[0] / self.size[1]) / (pred[2] / pred[3]))
-        penalty = np.exp(-(r_c * s_c - 1) * p.penalty_k)
-        pscore = penalty * score
-        pscore = pscore * (1 - p.window_influence) + self._window * p.window_influence
-        best = int(np.argmax(pscore))
-
-        bbox = pred[:, best] / scale_z
-        lr = penalty[best] * score[best] * p.lr
-        cx = bbox[0] + self.center[0]
-        cy = bbox[1] + self.center[1]
-        width = self.size[0] * (1 - lr) + bbox[2] * lr
-        height = self.size[1] * (1 - lr) + bbox[3] * lr
-
+        cx, cy, width, height, best_score = self.search(frame, p.instance_size, p.window_influence)
         frame_h, frame_w = frame.shape[:2]
         cx = min(max(cx, 0.0), float(frame_w))
         cy = min(max(cy, 0.0), float(frame_h))
@@ -160,4 +143,52 @@ class SiameseTracker:
         self.center = np.array([cx, cy])
         self.size = np.array([width, height])
         box = (cx - width / 2, cy - height / 2, width, height)
-        return TrackResult(box=tuple(float(v) for v in box), score=float(score[best]))
+        return TrackResult(box=tuple(float(v) for v in box), score=best_score, state=classify(best_score, p))
+
+    def _grid_and_window(self, score_size: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Anchors/points and cosine window for a score map of side ``score_size`` (cached)."""
+        if score_size == self.params.score_size:
+            return self._grid, self._window
+        cached = self._wide.get(score_size)
+        if cached is None:
+            p = self.params
+            if p.family == "rpn":
+                grid = generate_anchors(p.stride, p.anchor_ratios, p.anchor_scales, score_size)
+            else:
+                grid = generate_points(p.stride, score_size)
+            cached = self._wide[score_size] = (grid, cosine_window(score_size, p.anchor_num))
+        return cached
+
+    def search(self, frame: np.ndarray, instance_size: int, window_influence: float):
+        """One search around the current centre: the best candidate, unclipped, as
+        ``(cx, cy, w, h, score)`` in frame pixels, with the size already smoothed.
+
+        ``update`` runs it with the model's own ``instance_size`` and window; the
+        re-detector (:mod:`.redetect`) with a wider region and almost no window.
+        Nothing is stored: the caller decides whether to move the target.
+        """
+        if self._zf is None:
+            raise RuntimeError("update() called before init()")
+        p = self.params
+        s_z = self._context()
+        scale_z = p.exemplar_size / s_z
+        s_x = s_z * instance_size / p.exemplar_size
+        patch = crop_patch(frame, self.center, instance_size, round(s_x), self._avg)
+        cls, loc = self.engine.track(self._prepare(patch), self._zf)
+        grid, window = self._grid_and_window(int(cls.shape[-1]))
+        score, pred = self._decode(cls[0], loc[0], grid)
+
+        s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
+        r_c = _change((self.size[0] / self.size[1]) / (pred[2] / pred[3]))
+        penalty = np.exp(-(r_c * s_c - 1) * p.penalty_k)
+        pscore = penalty * score
+        pscore = pscore * (1 - window_influence) + window * window_influence
+        best = int(np.argmax(pscore))
+
+        bbox = pred[:, best] / scale_z
+        lr = penalty[best] * score[best] * p.lr
+        cx = bbox[0] + self.center[0]
+        cy = bbox[1] + self.center[1]
+        width = self.size[0] * (1 - lr) + bbox[2] * lr
+        height = self.size[1] * (1 - lr) + bbox[3] * lr
+        return float(cx), float(cy), float(width), float(height), float(score[best])
