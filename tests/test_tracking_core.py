@@ -174,3 +174,28 @@ def test_update_before_init_is_a_bug_not_a_user_error():
     tracker = SiameseTracker(FakeEngine("ban", 25, (0, 0), 1.0), TrackerParams(family="ban"))
     with pytest.raises(RuntimeError):
         tracker.update(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_overflowing_network_outputs_never_produce_nan_boxes():
+    class Overflowing(FakeEngine):
+        def track(self, patch, zf):
+            cls, loc = super().track(patch, zf)
+            loc[0, :, 12, 12] = np.inf  # the peak cell decodes to an infinite box
+            return cls, loc
+
+    params = TrackerParams(family="ban", penalty_k=0.1, window_influence=0.4, lr=0.4)
+    tracker = SiameseTracker(Overflowing("ban", 25, peak=(12, 12), loc_value=20.0), params)
+    frame = np.full((240, 320, 3), 100, np.uint8)
+    tracker.init(frame, (100, 100, 40, 40))
+    box = tracker.update(frame).box
+    assert np.all(np.isfinite(box))
+
+    class AllBad(FakeEngine):
+        def track(self, patch, zf):
+            cls, loc = super().track(patch, zf)
+            return cls, np.full_like(loc, np.nan)
+
+    tracker = SiameseTracker(AllBad("ban", 25, peak=(12, 12), loc_value=1.0), params)
+    tracker.init(frame, (100, 100, 40, 40))
+    result = tracker.update(frame)
+    assert result.box == pytest.approx((119.5 - 20, 119.5 - 20, 40, 40)) and result.score == 0.0

@@ -176,13 +176,21 @@ class SiameseTracker:
         patch = crop_patch(frame, self.center, instance_size, round(s_x), self._avg)
         cls, loc = self.engine.track(self._prepare(patch), self._zf)
         grid, window = self._grid_and_window(int(cls.shape[-1]))
-        score, pred = self._decode(cls[0], loc[0], grid)
-
-        s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
-        r_c = _change((self.size[0] / self.size[1]) / (pred[2] / pred[3]))
-        penalty = np.exp(-(r_c * s_c - 1) * p.penalty_k)
-        pscore = penalty * score
-        pscore = pscore * (1 - window_influence) + window * window_influence
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            score, pred = self._decode(cls[0], loc[0], grid)
+            s_c = _change(_padded_size(pred[2], pred[3])
+                          / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
+            r_c = _change((self.size[0] / self.size[1]) / (pred[2] / pred[3]))
+            penalty = np.exp(-(r_c * s_c - 1) * p.penalty_k)
+            pscore = penalty * score
+            pscore = pscore * (1 - window_influence) + window * window_influence
+        # a network can emit overflowing or degenerate boxes (e.g. untrained weights):
+        # such candidates never win, and with none usable the target stays where it was
+        usable = np.isfinite(pred).all(axis=0) & (pred[2] > 0) & (pred[3] > 0) & np.isfinite(pscore)
+        if not usable.all():
+            if not usable.any():
+                return float(self.center[0]), float(self.center[1]), float(self.size[0]), float(self.size[1]), 0.0
+            pscore = np.where(usable, pscore, -np.inf)
         best = int(np.argmax(pscore))
 
         bbox = pred[:, best] / scale_z
