@@ -2,22 +2,30 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
 
 .PHONY: install test test-fast clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	# torch first, pinned, so pip takes the CPU build that lies on disk
-	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
+	# torch first, pinned, so that pip takes the CPU build that lies on disk
+	$(PIP) install torch==2.13.0
+	$(PIP) install -c constraints.txt -e '.[test]'
+	# OpenCV's GUI + contrib build (same version) replaces the headless one in the dev venv:
+	# windows for drawing the first box and `siamcli webcam`, and the CSRT/KCF baselines of `eval --compare`
+	$(PIP) uninstall -y -q opencv-python-headless
+	$(PIP) install --force-reinstall --no-deps -c constraints.txt opencv-contrib-python
+	# Xvfb and xdotool let the window tests run without a screen (Debian, as root; skipped otherwise)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v Xvfb >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool >/dev/null \
+		|| echo "could not install xvfb/xdotool: the window tests will be skipped"; fi
 	$(BIN)/siamcli --version
 
 test:
 	$(BIN)/python -m pytest -q
 
 test-fast:
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not shared_data"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,14 +1,22 @@
 """Build a ready tracker from a model name or a config.yaml, and weights."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 from .catalog import ModelSpec, get_spec, spec_from_config
 from .errors import SiamcliError
 from .tracking.tracker import SiameseTracker
 
 PathLike = Union[str, Path]
+
+# OpenMP threads that busy-wait (libgomp's default) collapse when the CPU is shared: on
+# the 2-core test machine under load, NanoTrack's torch forward went from 17 ms to 700+ ms
+# with 2 threads. Passive waiting is read when torch first loads, so it is set here, before
+# any siamcli code imports torch, unless the user chose a policy (no effect if torch is
+# already imported). onnxruntime's own equivalent is set per session (allow_spinning=0).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def resolve_spec(model: Optional[str] = None, config: Optional[PathLike] = None) -> ModelSpec:
@@ -56,17 +64,41 @@ def create_tracker(
     config: Optional[PathLike] = None,
     weights: Optional[PathLike] = None,
     device: Optional[str] = None,
+    engine: Optional[str] = None,
+    precision: Optional[str] = None,
+    threads: Optional[int] = None,
+    onnx_files: Optional[Sequence[PathLike]] = None,
+    cuda_graphs: bool = False,
 ) -> Tuple[SiameseTracker, ModelSpec]:
-    """A tracker for ``model`` (or ``config``) with ``weights`` loaded, on ``device``."""
-    from .engines.torch_engine import TorchEngine
-    from .models.checkpoint import load_weights
+    """A tracker for ``model`` (or ``config``) with ``weights`` loaded, on ``device``.
+
+    ``engine`` (auto | torch | onnx) and ``precision`` (auto | fp32 | bf16 |
+    fp16) pick the runtime; left out: torch fp32 (onnx with ``onnx_files``) (see :func:`siamcli.engines.factory.make_engine`;
+    ``auto`` measures on this machine among accuracy-verified options).
+    ``onnx_files`` runs two ONNX files instead of the checkpoint: the
+    ``template.onnx`` + ``search.onnx`` of ``siamcli export``, or NanoTrack's
+    backbone + head pair; ``weights`` are then not needed. ``threads`` sets the
+    runtime's intra-op thread count.
+    """
+    from .engines.factory import make_engine
 
     spec = resolve_spec(model, config)
+    engine = engine or ("onnx" if onnx_files else "torch")
+    precision = precision or "fp32"
+    if onnx_files:
+        runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
+                             onnx_files=onnx_files)
+        return SiameseTracker(runner, spec.params), spec
     if weights is None:
         raise SiamcliError(
             f"no weights given for {spec.name}: pass --weights model.pth "
             "(a pysot / SiamBAN model-zoo file or NanoTrack .pth)"
         )
+    from .models.checkpoint import load_weights
+
     network = build_network(spec, weights)
     load_weights(network, weights, spec.name)
-    return SiameseTracker(TorchEngine(network, device=device), spec.params), spec
+    network.spec_name = spec.name  # lets make_engine find the model's accuracy checks
+    runner = make_engine(network, engine=engine, precision=precision, device=device, threads=threads,
+                         cuda_graphs=cuda_graphs, instance_size=spec.params.instance_size)
+    return SiameseTracker(runner, spec.params), spec

@@ -90,6 +90,27 @@ def _output_options(fn):
     return fn
 
 
+def _engine_options(fn):
+    """Options that pick the runtime: engine, precision, threads, ONNX files, crop."""
+    options = [
+        click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+                     help="Runtime. auto: the fastest, measured at start, among accuracy-verified options."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+                     show_default=True, help="Numeric precision (auto: fp32 unless a reduced one is verified "
+                     "for this model to keep mean IoU within 0.01)."),
+        click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads of the runtime."),
+        click.option("--onnx", "onnx_files", nargs=2, type=click.Path(dir_okay=False), metavar="A.onnx B.onnx",
+                     help="Run two ONNX files instead of --weights: template.onnx search.onnx from "
+                          "`siamcli export`, or NanoTrack's backbone.onnx head.onnx."),
+        click.option("--crop", type=click.Choice(["reference", "fast"]), default="reference", show_default=True,
+                     help="reference: the published trackers' padded crop; fast: one warp across the frame "
+                          "border (within a grey level of it)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _first_box(init_box: Optional[str], init_file: Optional[str]):
     from .io.boxes import parse_box, read_box_file
 
@@ -100,11 +121,22 @@ def _first_box(init_box: Optional[str], init_file: Optional[str]):
     return parse_box(init_box) if init_box is not None else None
 
 
-def _build_tracker(model, config, weights, device, lost_threshold, redetect):
+def _create(model, config, weights, device, engine, precision, threads, onnx_files, crop):
+    from dataclasses import replace
+
     from .api import create_tracker
+
+    tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
+                                   precision=precision, threads=threads, onnx_files=onnx_files or None)
+    if crop != tracker.params.crop:
+        tracker.params = replace(tracker.params, crop=crop)
+    return tracker, spec
+
+
+def _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime):
     from .tracking.redetect import RedetectingTracker
 
-    tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device)
+    tracker, spec = _create(model, config, weights, device, **runtime)
     if lost_threshold is not None:
         tracker.params = tracker.params.with_lost_threshold(lost_threshold)
     return (RedetectingTracker(tracker) if redetect else tracker), spec
@@ -145,9 +177,10 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
 @cli.command("track")
 @click.argument("source")
 @_output_options
+@_engine_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, redetect,
-              device, max_frames, quiet) -> None:
+              device, max_frames, quiet, **runtime) -> None:
     """Track one target through SOURCE, a video file or a folder of frames.
 
     Boxes are written frame by frame (row 0 is the initial box with score 1),
@@ -159,7 +192,7 @@ def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, 
 
     box = _first_box(init_box, init_file)
     with open_source(source) as frames:
-        tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect)
+        tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime)
         if box is None:
             first = next(iter(frames))
             box = select_box(first)
@@ -195,8 +228,9 @@ class _Prepend:
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this many seconds.")
 @click.option("--no-display", is_flag=True, help="Run without a window (needs --init or --init-file).")
+@_engine_options
 def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, redetect,
-               device, max_frames, duration, no_display) -> None:
+               device, max_frames, duration, no_display, **runtime) -> None:
     """Track live from a camera or stream, in a window showing the box, score and fps.
 
     \b
@@ -219,7 +253,7 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
         raise SiamcliError("--no-display needs the first box: pass --init x,y,w,h or --init-file FILE")
     if not no_display:
         require_display("run with --no-display and --init x,y,w,h for headless tracking")
-    tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect)
+    tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime)
     with open_camera(camera) as frames:
         if getattr(frames, "skipped", 0):
             err_console.print(f"skipped {frames.skipped} warm-up frames from {frames.label}")
@@ -233,39 +267,27 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
                 window.close()
 
 
-@cli.command("eval")
-@click.argument("dataset")
-@click.option("--model", "-m", help=MODEL_HELP)
-@click.option("--config", "config", help=CONFIG_HELP)
-@click.option("--weights", "-w", help=WEIGHTS_HELP)
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--json", "json_path", help="Also write the table to this JSON file.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def eval_cmd(dataset, model, config, weights, device, json_path, quiet) -> None:
-    """Score a model on every OTB-style sequence (img/ + groundtruth_rect.txt) under DATASET.
+def _compare_trackers(entries, device, runtime):
+    """(label, tracker) for each --compare entry: an OpenCV baseline name or MODEL=WEIGHTS."""
+    from .eval.baselines import BASELINES, baseline_name, create_baseline
 
-    Prints success AUC (21 IoU thresholds), precision at 20 px, mean IoU,
-    success rate at IoU 0.5 and fps (frame decoding included) per sequence and
-    overall. Frames whose ground truth has no positive size are not scored.
-    """
-    from .api import create_tracker
-    from .eval.datasets import find_sequences
-    from .eval.runner import summarise, track_sequence
+    out = []
+    for entry in entries:
+        if "=" in entry:
+            name, weights = entry.split("=", 1)
+            tracker, spec = _create(name, None, weights, device, **runtime)
+            out.append((spec.name, tracker))
+        elif entry.lower().removeprefix("opencv_") in BASELINES:
+            out.append((baseline_name(entry.lower().removeprefix("opencv_")), create_baseline(entry)))
+        else:
+            raise SiamcliError(f"--compare takes an OpenCV baseline ({', '.join(BASELINES)}) or MODEL=WEIGHTS, "
+                               f"got {entry!r}")
+    return out
 
-    sequences = find_sequences(dataset)
-    tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device)
-    results = []
-    with _progress(sum(len(s) for s in sequences), quiet) as bar:
-        task = bar.add_task(spec.name, total=sum(len(s) for s in sequences), fps=0.0)
-        for seq in sequences:
-            bar.update(task, description=f"{spec.name} {seq.name}")
-            res = track_sequence(tracker, seq, on_frame=lambda: bar.advance(task))
-            bar.update(task, advance=1, fps=res.fps)
-            results.append(res)
-    overall = summarise(results)
 
+def _results_table(label, dataset, results, overall) -> Table:
     table = Table("sequence", "frames", "success AUC", "prec@20px", "mean IoU", "succ@0.5", "fps",
-                  title=f"{spec.name} on {dataset}")
+                  title=f"{label} on {dataset}")
     for r in results:
         m = r.metrics
         table.add_row(r.name, str(r.frames), f"{m['success_auc']:.3f}", f"{m['precision_20px']:.3f}",
@@ -273,19 +295,93 @@ def eval_cmd(dataset, model, config, weights, device, json_path, quiet) -> None:
     table.add_row("overall", str(overall["frames"]), f"{overall['success_auc']:.3f}",
                   f"{overall['precision_20px']:.3f}", f"{overall['mean_iou']:.3f}",
                   f"{overall['success_50']:.3f}", f"{overall['fps']:.1f}", style="bold")
-    Console(width=120).print(table)
-    if json_path:
-        doc = {
-            "model": spec.name,
-            "weights": str(weights),
-            "dataset": str(dataset),
+    return table
+
+
+@cli.command("eval")
+@click.argument("dataset")
+@click.option("--model", "-m", help=MODEL_HELP)
+@click.option("--config", "config", help=CONFIG_HELP)
+@click.option("--weights", "-w", help=WEIGHTS_HELP)
+@click.option("--compare", "compare", multiple=True, metavar="TRACKER",
+              help="Also run this tracker on the same sequences: an OpenCV baseline (mil, kcf, csrt) or "
+                   "MODEL=WEIGHTS. Repeatable.")
+@click.option("--report", "report_dir", help="Write success/precision plots, tables and index.html here.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--json", "json_path", help="Also write the table to this JSON file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_engine_options
+def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_path, quiet, **runtime) -> None:
+    """Score a model on every OTB-style sequence (img/ + groundtruth_rect.txt) under DATASET.
+
+    Prints success AUC (21 IoU thresholds), precision at 20 px, mean IoU,
+    success rate at IoU 0.5 and fps (frame decoding included) per sequence and
+    overall. Frames whose ground truth has no positive size are not scored.
+
+    \b
+    Example:
+      siamcli eval seqs/ -m nanotrack_v2 -w nanotrackv2.pth --compare csrt --compare kcf --report report/
+    """
+    from .eval.datasets import find_sequences
+    from .eval.runner import summarise, track_sequence
+
+    sequences = find_sequences(dataset)
+    trackers = []
+    if model or config:
+        tracker, spec = _create(model, config, weights, device, **runtime)
+        trackers.append((spec.name, tracker))
+    elif not compare:
+        raise SiamcliError("no model given: pass --model NAME (see `siamcli models`), --config, or --compare")
+    trackers += _compare_trackers(compare, device, runtime)
+
+    total = sum(len(s) for s in sequences) * len(trackers)
+    results_by_tracker = {}
+    with _progress(total, quiet) as bar:
+        task = bar.add_task("eval", total=total, fps=0.0)
+        for label, tracker in trackers:
+            results = []
+            for seq in sequences:
+                bar.update(task, description=f"{label} {seq.name}")
+                res = track_sequence(tracker, seq, on_frame=lambda: bar.advance(task))
+                bar.update(task, advance=1, fps=res.fps)
+                results.append(res)
+            results_by_tracker[label] = results
+
+    docs = []
+    console = Console(width=120)
+    for label, results in results_by_tracker.items():
+        overall = summarise(results)
+        console.print(_results_table(label, dataset, results, overall))
+        docs.append({
+            "tracker": label,
             "sequences": [{"name": r.name, "frames": r.frames, "fps": r.fps, **r.metrics} for r in results],
             "overall": overall,
-        }
+        })
+    if report_dir:
+        from .eval.report import write_report
+
+        index = write_report(results_by_tracker, report_dir, sequences, title=f"One-pass evaluation on {dataset}")
+        err_console.print(f"report: {index}")
+    if json_path:
+        doc = {"dataset": str(dataset), **docs[0], "model": docs[0]["tracker"], "weights": str(weights),
+               "engine": getattr(getattr(trackers[0][1], "engine", None), "name", None)}
+        if len(docs) > 1:
+            doc["compared"] = docs[1:]
         try:
             Path(json_path).write_text(json.dumps(doc, indent=2) + "\n")
         except OSError as exc:
             raise SiamcliError(f"cannot write {json_path}: {exc.strerror}") from None
+
+
+def _register_extra_commands() -> None:
+    from .cli_batch import batch_cmd
+    from .cli_speed import bench_cmd, export_cmd
+
+    for command in (batch_cmd, bench_cmd, export_cmd):
+        cli.add_command(command)
+
+
+_register_extra_commands()
 
 
 def main(argv=None) -> None:

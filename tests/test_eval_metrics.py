@@ -97,3 +97,28 @@ def test_eval_command_prints_and_writes_the_table(tmp_path, capsys, alex_weights
     for s in doc["sequences"]:
         assert 0 <= s["success_auc"] <= 1 and 0 <= s["mean_iou"] <= 1 and s["fps"] > 0
     assert doc["overall"]["mean_iou"] == pytest.approx(np.mean([s["mean_iou"] for s in doc["sequences"]]))
+
+
+def test_eval_compare_and_report_on_a_generated_sequence(tmp_path, capsys, alex_weights):
+    make_sequence(tmp_path / "data", "seq1", 6)
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(tmp_path / "data"), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights), "--engine", "torch",
+              "--compare", "mil", "--compare", f"siamrpn_alex_dwxcorr_otb={alex_weights}",
+              "--report", str(tmp_path / "report"), "--json", str(out), "-q"])
+        raise SystemExit(0)
+    assert done.value.code == 0, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    assert doc["tracker"] == "siamrpn_alex_dwxcorr"
+    assert [d["tracker"] for d in doc["compared"]] == ["opencv_mil", "siamrpn_alex_dwxcorr_otb"]
+    assert all(d["sequences"][0]["frames_scored"] == 5 for d in doc["compared"])
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "opencv_mil" in html and (tmp_path / "report" / "success_plot.png").stat().st_size > 1000
+
+
+def test_eval_compare_rejects_an_unknown_tracker(tmp_path, capsys, alex_weights):
+    make_sequence(tmp_path / "data", "seq1", 3)
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(tmp_path / "data"), "--compare", "boosting", "-q"])
+    assert done.value.code == 2
+    assert "--compare takes an OpenCV baseline" in capsys.readouterr().err

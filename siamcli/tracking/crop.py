@@ -59,3 +59,56 @@ def crop_patch(
     if model_size != size:
         patch = cv2.resize(patch, (model_size, model_size))
     return np.ascontiguousarray(patch)
+
+
+def warp_patch(
+    frame: np.ndarray,
+    center: Sequence[float],
+    model_size: int,
+    original_size: int,
+    fill: np.ndarray,
+) -> np.ndarray:
+    """The same square as :func:`crop_patch`, taken with one ``cv2.warpAffine``.
+
+    The affine map reproduces ``cv2.resize``'s pixel-centre alignment and the
+    constant border takes the (truncated) fill colour, so nothing but the
+    output patch is allocated, whatever the target's size or position. Values
+    differ from the reference crop by at most a grey level (interpolation
+    rounding).
+    """
+    size = int(original_size)
+    if size < 1:
+        raise ValueError(f"crop size must be at least 1 pixel, got {original_size}")
+    half = (size + 1) / 2
+    xmin = math.floor(center[0] - half + 0.5)
+    ymin = math.floor(center[1] - half + 0.5)
+    step = size / model_size  # source pixels per patch pixel
+    # patch pixel u samples source x = xmin + (u + 0.5) * step - 0.5
+    matrix = np.array([[step, 0.0, xmin + 0.5 * step - 0.5],
+                       [0.0, step, ymin + 0.5 * step - 0.5]])
+    border = tuple(int(v) for v in np.asarray(fill, dtype=np.float64).astype(np.uint8))
+    return cv2.warpAffine(frame, matrix, (model_size, model_size),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def fast_patch(
+    frame: np.ndarray,
+    center: Sequence[float],
+    model_size: int,
+    original_size: int,
+    fill: np.ndarray,
+) -> np.ndarray:
+    """The reference crop where the square lies inside the frame (a view, then a resize),
+    one warp where it crosses the border (no padded copy, whatever the target's size)."""
+    size = int(original_size)
+    half = (size + 1) / 2
+    xmin = math.floor(center[0] - half + 0.5)
+    ymin = math.floor(center[1] - half + 0.5)
+    height, width = frame.shape[:2]
+    if xmin >= 0 and ymin >= 0 and xmin + size <= width and ymin + size <= height:
+        return crop_patch(frame, center, model_size, original_size, fill)
+    return warp_patch(frame, center, model_size, original_size, fill)
+
+
+CROPS = {"reference": crop_patch, "fast": fast_patch}

@@ -25,6 +25,10 @@ class TrackerParams:
     anchor_scales: Tuple[float, ...] = (8.0,)
     #: channel order the network was trained with: "bgr" (pysot, SiamBAN) or "rgb"
     input_order: str = "bgr"
+    #: "reference": pad with the first frame's mean exactly as the published trackers do;
+    #: "fast": the same crop inside the frame, one affine warp across its border
+    #: (within a grey level of the reference; see siamcli.tracking.crop)
+    crop: str = "reference"
     #: minimum box side after clipping, in pixels (pysot clips w, h to [10, W/H])
     min_size: float = 10.0
     #: raw score below which a frame is "uncertain" (see siamcli.tracking.states)
@@ -48,6 +52,8 @@ class TrackerParams:
             )
         if self.family not in ("rpn", "ban"):
             raise ValueError(f"family must be 'rpn' or 'ban', not {self.family!r}")
+        if self.crop not in ("reference", "fast"):
+            raise ValueError(f"crop must be 'reference' or 'fast', not {self.crop!r}")
         if self.input_order not in ("bgr", "rgb"):
             raise ValueError(f"input_order must be 'bgr' or 'rgb', not {self.input_order!r}")
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import SiamcliError
 from .anchors import cosine_window, generate_anchors, generate_points
-from .crop import channel_mean, context_size, crop_patch
+from .crop import CROPS, channel_mean, context_size
 from .params import TrackerParams
 from .states import TRACKING, classify
 
@@ -127,7 +127,7 @@ class SiameseTracker:
         self.size = np.array([w, h], dtype=np.float64)
         self._avg = channel_mean(frame)
         s_z = round(self._context())
-        z = crop_patch(frame, self.center, p.exemplar_size, s_z, self._avg)
+        z = CROPS[p.crop](frame, self.center, p.exemplar_size, s_z, self._avg)
         self._zf = self.engine.template(self._prepare(z))
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -173,7 +173,7 @@ class SiameseTracker:
         s_z = self._context()
         scale_z = p.exemplar_size / s_z
         s_x = s_z * instance_size / p.exemplar_size
-        patch = crop_patch(frame, self.center, instance_size, round(s_x), self._avg)
+        patch = CROPS[p.crop](frame, self.center, instance_size, round(s_x), self._avg)
         cls, loc = self.engine.track(self._prepare(patch), self._zf)
         grid, window = self._grid_and_window(int(cls.shape[-1]))
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):

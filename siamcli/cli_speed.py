@@ -1,0 +1,142 @@
+"""``siamcli bench`` and ``siamcli export``: click commands for speed work.
+
+Registered on the main group by :mod:`siamcli.cli`; errors propagate to its
+``main`` (one line on stderr, exit code 2).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Tuple
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .errors import SiamcliError
+
+ENGINE_CHOICE = click.Choice(["auto", "torch", "onnx"])
+PRECISION_CHOICE = click.Choice(["auto", "fp32", "bf16", "fp16"])
+
+
+def _parse_box(text: Optional[str]):
+    from .io.boxes import parse_box
+
+    return None if text is None else parse_box(text)
+
+
+def bench_table(result: dict) -> Table:
+    """The stage medians of a :func:`siamcli.bench.bench` result (and its baseline) as a rich table."""
+    base = result.get("baseline") or {}
+    title = f"{result['model']} on {Path(result['source']).name}: {result['frames']} frames"
+    table = Table("stage (median ms)", result["engine"], title=title)
+    has_base = bool(base) and "skipped" not in base
+    if has_base:
+        table.add_column(base["name"])
+    for stage in ("decode", "crop", "network", "post", "write", "total"):
+        row = [stage, _fmt(result["stages_ms"].get(stage))]
+        if has_base:
+            row.append(_fmt(base["stages_ms"].get(stage)))
+        table.add_row(*row)
+    row = ["end-to-end fps", f"{result['fps']:.1f}"]
+    if has_base:
+        row.append(f"{base['fps']:.1f}")
+    table.add_row(*row, style="bold")
+    if result.get("mean_iou") is not None:
+        row = ["mean IoU", f"{result['mean_iou']:.3f}"]
+        if has_base:
+            row.append(f"{base['mean_iou']:.3f}" if base.get("mean_iou") is not None else "-")
+        table.add_row(*row)
+    if has_base and result.get("speedup"):
+        table.caption = f"speed-up vs {base['name']}: {result['speedup']:.2f}x"
+    elif base.get("skipped"):
+        table.caption = f"baseline skipped: {base['skipped']}"
+    if result.get("probe_ms"):
+        probe = ", ".join(f"{k} {v:.1f} ms" for k, v in result["probe_ms"].items())
+        table.caption = (table.caption + "\n" if table.caption else "") + f"auto probe (search branch): {probe}"
+    return table
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@click.command("bench")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-m", "--model", help="Model name (see `siamcli models`).")
+@click.option("--config", type=click.Path(dir_okay=False), help="A pysot / SiamBAN / NanoTrack config.yaml, instead of --model.")
+@click.option("-w", "--weights", type=click.Path(dir_okay=False), help="Checkpoint (.pth).")
+@click.option("--engine", type=ENGINE_CHOICE, default="auto", show_default=True,
+              help="Runtime; auto measures the verified options on this machine.")
+@click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True,
+              help="fp32, bf16 (CPU with AMX, or CUDA), fp16 (CUDA); auto picks among accuracy-verified ones.")
+@click.option("--device", default=None, help="cpu, cuda, tensorrt (onnx engine) or auto.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads of the runtime.")
+@click.option("--onnx", "onnx_files", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="A B", help="Run two ONNX files: template.onnx search.onnx (siamcli export) "
+                                  "or NanoTrack's backbone.onnx head.onnx.")
+@click.option("--cuda-graphs", is_flag=True, help="Replay the search branch as a CUDA graph (torch, CUDA).")
+@click.option("--init", "init_box", metavar="X,Y,W,H",
+              help="First box for an unannotated video (default: the ground truth, or a centred box).")
+@click.option("-n", "--frames", "max_frames", type=click.IntRange(min=2), default=None, help="Use at most N frames.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Frames left out of the medians.")
+@click.option("--no-baseline", is_flag=True, help="Skip the baseline run.")
+@click.option("--baseline-onnx", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="BACKBONE HEAD", help="NanoTrack ONNX pair for the cv2.TrackerNano baseline "
+                                            "(default: next to --weights).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the result as JSON.")
+def bench_cmd(source, model, config, weights, engine, precision, device, threads, onnx_files, cuda_graphs,
+              init_box, max_frames, warmup, no_baseline, baseline_onnx, json_out) -> None:
+    """Time each stage of tracking (decode, crop, network, post-processing, writing) on SOURCE,
+    a video or a sequence folder, against a baseline run in the same process.
+
+    \b
+    The baseline is OpenCV's cv2.TrackerNano for NanoTrack models, and a plain
+    eager fp32 torch loop on one thread for the others.
+
+    \b
+    Examples:
+      siamcli bench seqs/otb_Crossing -m nanotrack_v2 -w nanotrackv2.pth
+      siamcli bench video.mp4 -m siamrpn_alex_dwxcorr -w model.pth --engine onnx --init 120,80,40,60 --json r.json
+    """
+    from .bench import bench
+
+    result = bench(model, source, weights=weights, config=config, engine=engine, precision=precision,
+                   device=device, threads=threads, onnx_files=onnx_files or None, cuda_graphs=cuda_graphs,
+                   init_box=_parse_box(init_box), max_frames=max_frames, warmup=warmup,
+                   baseline=not no_baseline, baseline_onnx=baseline_onnx or None)
+    Console().print(bench_table(result))
+    if json_out:
+        try:
+            Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
+        except OSError as exc:
+            raise SiamcliError(f"cannot write {json_out}: {exc.strerror}") from None
+
+
+@click.command("export")
+@click.argument("model", required=False)
+@click.option("--config", type=click.Path(dir_okay=False), help="A pysot / SiamBAN / NanoTrack config.yaml, instead of MODEL.")
+@click.option("-w", "--weights", type=click.Path(dir_okay=False), required=True, help="Checkpoint (.pth).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder for template.onnx and search.onnx.")
+def export_cmd(model: Optional[str], config: Optional[str], weights: str, out_dir: str) -> None:
+    """Export MODEL with its weights to ONNX: template.onnx (template patch -> features) and
+    search.onnx (search patch + template features -> cls, loc), usable for any target.
+
+    \b
+    Example:
+      siamcli export nanotrack_v2 -w nanotrackv2.pth -o nanotrack_onnx/
+      siamcli track video.mp4 -m nanotrack_v2 --engine onnx --onnx nanotrack_onnx/template.onnx nanotrack_onnx/search.onnx
+    """
+    from .api import build_network, resolve_spec
+    from .export import export_onnx
+    from .models.checkpoint import load_weights
+
+    spec = resolve_spec(model, config)
+    network = build_network(spec, weights)
+    load_weights(network, weights, spec.name)
+    paths = export_onnx(network, out_dir, exemplar_size=spec.params.exemplar_size,
+                        instance_size=spec.params.instance_size)
+    for kind, path in paths.items():
+        click.echo(f"{kind}: {path}")

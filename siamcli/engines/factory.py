@@ -1,0 +1,201 @@
+"""Pick and build an engine: torch (fp32 / bf16 / fp16) or onnxruntime.
+
+``engine="auto"`` / ``precision="auto"`` choose by a short measured probe on
+this machine (median time of a few search-branch runs), but only among
+options whose tracking accuracy was verified: fp32 always; a reduced
+precision only where ``accuracy.json`` (written by
+``scripts/bench_accuracy.py``) records that it keeps the mean IoU on the
+shared sequences within ``ACCURACY_TOLERANCE`` of fp32 for that model.
+An explicitly requested precision is always honoured.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import SiamcliError
+
+ENGINES = ("auto", "torch", "onnx")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: largest drop of mean IoU (vs fp32, on ../shared/data/seqs) for a precision to be chosen automatically
+ACCURACY_TOLERANCE = 0.01
+ACCURACY_FILE = Path(__file__).with_name("accuracy.json")
+
+PathLike = Union[str, Path]
+
+
+def accuracy_table(path: PathLike = ACCURACY_FILE) -> Dict[str, Any]:
+    """The recorded accuracy checks (model name -> precision -> figures)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def verified_precisions(model_name: Optional[str], table: Optional[Dict[str, Any]] = None) -> List[str]:
+    """Precisions that may be chosen automatically for ``model_name``: fp32, plus each
+    reduced precision recorded within :data:`ACCURACY_TOLERANCE` of fp32."""
+    table = accuracy_table() if table is None else table
+    entry = table.get(model_name or "", {}) if isinstance(table.get(model_name or ""), dict) else {}
+    fp32 = entry.get("fp32", {}).get("mean_iou")
+    out = ["fp32"]
+    for prec in ("bf16", "fp16"):
+        got = entry.get(prec, {}).get("mean_iou")
+        if fp32 is not None and got is not None and fp32 - got <= ACCURACY_TOLERANCE:
+            out.append(prec)
+    return out
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _resolve_model(model: Any, weights: Optional[PathLike]) -> Tuple[Any, Optional[str], int]:
+    """(network, model name for the accuracy table, instance size) from a name, spec or network."""
+    from ..catalog import ModelSpec, get_spec
+
+    if isinstance(model, str):
+        model = get_spec(model)
+    if isinstance(model, ModelSpec):
+        from ..api import build_network
+        from ..models.checkpoint import load_weights
+
+        if weights is None:
+            raise SiamcliError(f"no weights given for {model.name}: pass --weights model.pth")
+        network = build_network(model, weights)
+        load_weights(network, weights, model.name)
+        return network, model.name, model.params.instance_size
+    return model, getattr(model, "spec_name", None), 255
+
+
+def _onnx_from_files(files: Sequence[PathLike], device: Optional[str], threads: Optional[int]):
+    from .onnx_engine import OnnxEngine, OnnxPairEngine, make_session
+
+    if len(files) != 2:
+        raise SiamcliError(
+            "give two ONNX files: template.onnx and search.onnx from `siamcli export`, "
+            "or NanoTrack's backbone.onnx and head.onnx"
+        )
+    first, second = files
+    head_inputs = [i.name for i in make_session(second, "cpu", 1).get_inputs()]
+    if head_inputs and head_inputs[0] == "x":
+        return OnnxEngine(first, second, device=device, threads=threads)
+    return OnnxPairEngine(first, second, device=device, threads=threads)
+
+
+def _build(kind: str, precision: str, network: Any, device: Optional[str], threads: Optional[int],
+           cuda_graphs: bool, instance_size: int):
+    if kind == "torch":
+        from .torch_engine import TorchEngine
+
+        return TorchEngine(network, device=device, precision=precision, threads=threads, cuda_graphs=cuda_graphs)
+    from ..export import export_onnx_bytes
+    from .onnx_engine import OnnxEngine, providers_for
+
+    providers_for(device)  # fail before a (possibly long) export when the device is not there
+    if precision != "fp32":
+        raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}; use --engine torch for {precision}")
+    template, search = export_onnx_bytes(network, instance_size=instance_size)
+    return OnnxEngine(template, search, device=device, threads=threads)
+
+
+def probe_speed(engine: Any, exemplar_size: int = 127, instance_size: int = 255, runs: int = 5) -> float:
+    """Median seconds of one search-branch call (after one warm-up) on a fixed random patch."""
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 256, (exemplar_size, exemplar_size, 3), dtype=np.uint8)
+    x = rng.integers(0, 256, (instance_size, instance_size, 3), dtype=np.uint8)
+    zf = engine.template(z)
+    engine.track(x, zf)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        engine.track(x, zf)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def candidates(engine: str, precision: str, model_name: Optional[str], device: Optional[str]
+               ) -> List[Tuple[str, str]]:
+    """(engine, precision) pairs that ``auto`` may choose from, best guess first."""
+    cuda = device not in (None, "auto", "cpu") or (device in (None, "auto") and _cuda_available())
+    allowed = verified_precisions(model_name)
+    pairs: List[Tuple[str, str]] = []
+    for prec in (["fp16", "bf16"] if cuda else ["bf16"]):
+        if prec in allowed:
+            pairs.append(("torch", prec))
+    pairs += [("onnx", "fp32"), ("torch", "fp32")]
+    if engine != "auto":
+        pairs = [p for p in pairs if p[0] == engine]
+    if precision != "auto":
+        pairs = [p for p in pairs if p[1] == precision] or [(engine if engine != "auto" else "torch", precision)]
+    return pairs
+
+
+def make_engine(
+    model: Any,
+    weights: Optional[PathLike] = None,
+    engine: str = "auto",
+    precision: str = "auto",
+    device: Optional[str] = None,
+    threads: Optional[int] = None,
+    cuda_graphs: bool = False,
+    onnx_files: Optional[Sequence[PathLike]] = None,
+    probe_runs: int = 5,
+    instance_size: Optional[int] = None,
+):
+    """An engine for ``model``: a catalog name or :class:`~siamcli.catalog.ModelSpec` (then
+    ``weights`` are loaded) or a ready :class:`~siamcli.models.base.SiameseModel`.
+
+    ``engine``: auto | torch | onnx; ``precision``: auto | fp32 | bf16 | fp16;
+    ``device``: auto/None, cpu, cuda (torch), or tensorrt (onnx); ``threads``:
+    intra-op threads; ``instance_size``: search patch side for the probe and the
+    export (default: the spec's, or 255 for a bare network). ``onnx_files``: two ONNX files to run instead of
+    exporting ``model`` (``template.onnx`` + ``search.onnx`` from
+    :func:`siamcli.export.export_onnx`, or NanoTrack's backbone + head pair).
+
+    With ``auto``, every verified candidate is built and timed (``probe_runs``
+    search calls) and the fastest is returned; its ``probe`` attribute holds
+    the measured milliseconds of every candidate.
+    """
+    if engine not in ENGINES:
+        raise SiamcliError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if precision not in PRECISIONS:
+        raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if onnx_files:
+        if engine == "torch":
+            raise SiamcliError("ONNX files were given but --engine torch was asked for; use --engine onnx")
+        if precision not in ("auto", "fp32"):
+            raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}")
+        return _onnx_from_files(onnx_files, device, threads)
+    network, name, default_size = _resolve_model(model, weights)
+    instance_size = instance_size or default_size
+    pairs = candidates(engine, precision, name, device)
+    torch_device = None if device == "tensorrt" else device
+    if len(pairs) == 1:
+        kind, prec = pairs[0]
+        return _build(kind, prec, network, device if kind == "onnx" else torch_device, threads,
+                      cuda_graphs and kind == "torch", instance_size)
+    timings: Dict[str, float] = {}
+    best, best_time = None, float("inf")
+    for kind, prec in pairs:
+        try:
+            built = _build(kind, prec, network, device if kind == "onnx" else torch_device, threads,
+                           cuda_graphs and kind == "torch", instance_size)
+        except SiamcliError:
+            continue  # e.g. no CUDA provider in this onnxruntime
+        seconds = probe_speed(built, instance_size=instance_size, runs=probe_runs)
+        timings[f"{kind}-{prec}"] = round(seconds * 1000, 3)
+        if seconds < best_time:
+            best, best_time = built, seconds
+    if best is None:
+        raise SiamcliError("no engine could be built for this model and device")
+    best.probe = timings
+    return best

@@ -1,0 +1,138 @@
+"""Export a Siamese network to ONNX as two graphs that serve any target.
+
+* ``template.onnx``: ``z`` (N x 3 x 127 x 127, float32 0-255, the model's channel
+  order) -> ``zf0`` .. ``zf{K-1}`` (the template features; K = 1, or 3 for the
+  multi-level SiamRPN++/SiamBAN models). The batch is free.
+* ``search.onnx``: ``x`` (1 x 3 x H x W, H and W free) plus ``zf0`` ..
+  ``zf{K-1}`` as graph inputs -> ``cls``, ``loc`` (the layouts of
+  :mod:`siamcli.models.base`). The template features being inputs, not
+  constants, one exported file tracks any target; the correlation becomes a
+  ``Conv`` (or ``MatMul``) whose weights are a graph input. The search batch
+  is fixed at one because the depthwise correlation folds the batch into the
+  group count of a ``Conv``; :class:`siamcli.engines.OnnxEngine` runs a batch
+  sample by sample.
+
+Uses torch's TorchScript-based exporter (``dynamo=False``); neither ``onnx``
+nor ``onnxscript`` is needed (see :func:`_no_onnxscript_functions`).
+"""
+from __future__ import annotations
+
+import copy
+import io
+from contextlib import contextmanager
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Tuple, Union
+
+import torch
+from torch import nn
+
+from .errors import SiamcliError
+from .models.base import SiameseModel
+
+OPSET = 17
+
+
+def _flatten(zf: Any) -> List[torch.Tensor]:
+    return list(zf) if isinstance(zf, (list, tuple)) else [zf]
+
+
+class _TemplateGraph(nn.Module):
+    def __init__(self, model: SiameseModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor):
+        return tuple(_flatten(self.model.extract_template(z)))
+
+
+class _SearchGraph(nn.Module):
+    def __init__(self, model: SiameseModel, multi: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.multi = multi
+
+    def forward(self, x: torch.Tensor, *zf: torch.Tensor):
+        kernels = list(zf) if self.multi else zf[0]
+        return self.model.correlate(kernels, self.model.extract_search(x))
+
+
+@contextmanager
+def _no_onnxscript_functions():
+    """Let the TorchScript exporter run without the ``onnx`` package.
+
+    Since torch 2.9 that exporter imports ``onnx`` only to copy custom
+    onnxscript functions into the model; siamcli's graphs use standard
+    operators only, so when ``onnx`` is missing that step is replaced by the
+    identity for the duration of the export (and restored after).
+    """
+    try:
+        import onnx  # noqa: F401
+
+        yield
+        return
+    except ImportError:
+        pass
+    try:
+        from torch.onnx._internal.torchscript_exporter import onnx_proto_utils as utils
+    except ImportError:  # another torch layout: let the exporter decide
+        yield
+        return
+    original = getattr(utils, "_add_onnxscript_fn", None)
+    if original is None:
+        yield
+        return
+    utils._add_onnxscript_fn = lambda model_bytes, custom_opsets: model_bytes
+    try:
+        yield
+    finally:
+        utils._add_onnxscript_fn = original
+
+
+def _export(module: nn.Module, args: Tuple, input_names, output_names, dynamic_axes) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), _no_onnxscript_functions():
+        warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent Python ints; deprecation notice
+        torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,
+                          dynamo=False)
+    return buf.getvalue()
+
+
+def export_onnx_bytes(model: SiameseModel, exemplar_size: int = 127, instance_size: int = 255
+                      ) -> Tuple[bytes, bytes]:
+    """The two serialized graphs ``(template, search)``, without touching the disk."""
+    # the wrappers are put in eval mode too: the exporter restores each module's
+    # mode afterwards, and a fresh wrapper's default (training) would spread to the model
+    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
+        model = copy.deepcopy(model).float().to("cpu")  # leave the caller's (GPU / half) model alone
+    model = model.eval()
+    z = torch.full((1, 3, exemplar_size, exemplar_size), 114.0)
+    x = torch.full((1, 3, instance_size, instance_size), 114.0)
+    with torch.no_grad():
+        zf = _flatten(model.extract_template(z))
+        multi = isinstance(model.extract_template(z), (list, tuple))
+        names = [f"zf{i}" for i in range(len(zf))]
+        template = _export(_TemplateGraph(model).eval(), (z,), ["z"], names,
+                           {"z": {0: "n"}, **{n: {0: "n"} for n in names}})
+        search = _export(_SearchGraph(model, multi).eval(), (x, *zf), ["x", *names], ["cls", "loc"],
+                         {"x": {2: "height", 3: "width"},
+                          "cls": {2: "score_h", 3: "score_w"}, "loc": {2: "score_h", 3: "score_w"}})
+    return template, search
+
+
+def export_onnx(model: SiameseModel, out_dir: Union[str, Path], exemplar_size: int = 127,
+                instance_size: int = 255) -> Dict[str, Path]:
+    """Write ``template.onnx`` and ``search.onnx`` into ``out_dir`` (created if needed)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SiamcliError(f"export target {out} exists and is not a folder; give a folder with -o")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SiamcliError(f"cannot create the export folder {out}: {exc.strerror}") from None
+    template, search = export_onnx_bytes(model, exemplar_size, instance_size)
+    paths = {"template": out / "template.onnx", "search": out / "search.onnx"}
+    paths["template"].write_bytes(template)
+    paths["search"].write_bytes(search)
+    return paths

@@ -1,0 +1,73 @@
+"""siamcli bench: per-stage medians, end-to-end fps and a baseline from one run (figures are not asserted)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import require_shared
+from siamcli.bench import bench, default_box, open_source
+from siamcli.cli_speed import bench_cmd, bench_table
+from siamcli.errors import SiamcliError
+
+
+def test_torch_model_on_a_video_reports_every_stage_and_the_one_thread_baseline(synthetic_video, alex_weights):
+    result = bench("siamrpn_alex_dwxcorr", synthetic_video, weights=alex_weights, engine="torch",
+                   precision="fp32", device="cpu", init_box=(40, 30, 40, 40), max_frames=6)
+    assert result["frames"] == 6
+    assert set(result["stages_ms"]) == {"decode", "crop", "network", "post", "write", "total"}
+    assert all(v >= 0 for v in result["stages_ms"].values())
+    assert result["stages_ms"]["network"] <= result["stages_ms"]["total"]
+    assert result["fps"] > 0 and "mean_iou" not in result
+    base = result["baseline"]
+    assert base["name"] == "torch eager fp32, 1 thread" and base["fps"] > 0
+    assert result["speedup"] == pytest.approx(result["fps"] / base["fps"], rel=0.02)
+    json.dumps(result)  # JSON-ready
+
+
+@pytest.mark.shared_data
+def test_nanotrack_on_a_sequence_is_compared_with_opencv_tracker_nano():
+    seq = require_shared("data", "seqs", "otb_Crossing")
+    pth = require_shared("data", "weights", "nanotrack", "v2", "nanotrackv2.pth")
+    result = bench("nanotrack_v2", seq, weights=pth, engine="onnx", precision="fp32", device="cpu", max_frames=8)
+    assert result["frames"] == 8 and result["engine"].startswith("onnx")
+    assert 0.3 < result["mean_iou"] <= 1.0
+    base = result["baseline"]
+    assert base["name"].startswith("cv2.TrackerNano") and base["fps"] > 0
+    assert 0.3 < base["mean_iou"] <= 1.0
+    assert "Crossing" in bench_table(result).title
+
+
+def test_bench_command_prints_a_table_and_writes_json(tmp_path, synthetic_video, alex_weights):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(bench_cmd, [str(synthetic_video), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights),
+                                            "--engine", "torch", "--precision", "fp32", "--device", "cpu",
+                                            "--init", "40,30,40,40", "-n", "4", "--no-baseline", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "network" in result.output and "end-to-end fps" in result.output
+    doc = json.loads(out.read_text())
+    assert doc["model"] == "siamrpn_alex_dwxcorr" and doc["frames"] == 4 and "baseline" not in doc
+
+
+def test_bench_command_bad_init_box_exits_2_with_one_line(synthetic_video, alex_weights, capsys):
+    from siamcli.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["bench", str(synthetic_video), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights), "--init", "1,2,3"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert err.startswith("siamcli: error: ") and "x,y,w,h" in err and "Traceback" not in err
+
+
+def test_unreadable_source_is_a_user_error(tmp_path):
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(SiamcliError, match="cannot open video"):
+        open_source(bad)
+    with pytest.raises(SiamcliError, match="no image frames"):
+        open_source(tmp_path)
+
+
+def test_default_box_is_centred_and_a_quarter_of_the_frame():
+    assert default_box((240, 320, 3)) == (120.0, 90.0, 80.0, 60.0)
