@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .states import LOST, TRACKING, classify
+from .states import LOST, TRACKING
 from .tracker import SiameseTracker, TrackResult
 
 
@@ -64,18 +64,12 @@ class RedetectingTracker:
             self.lost_frames = 1
             return TrackResult(self._confident_box(), result.score, LOST)
 
-        cx, cy, w, h, score = t.search(frame, self.search_size(), p.lost_window_influence)
-        if score < p.recover_threshold:
+        found = t.search(frame, self.search_size(), p.lost_window_influence)
+        if found[4] < p.recover_threshold:
             self.lost_frames += 1
-            return TrackResult(self._confident_box(), score, LOST)
-        frame_h, frame_w = frame.shape[:2]
-        cx = min(max(cx, 0.0), float(frame_w))
-        cy = min(max(cy, 0.0), float(frame_h))
-        w = min(max(w, p.min_size), float(frame_w))
-        h = min(max(h, p.min_size), float(frame_h))
-        t.center, t.size = np.array([cx, cy]), np.array([w, h])
+            return TrackResult(self._confident_box(), found[4], LOST)
         self.lost_frames = 0
-        state = classify(score, p)
-        if state == TRACKING:
+        result = t.commit(frame, found)
+        if result.state == TRACKING:
             self._remember()
-        return TrackResult((cx - w / 2, cy - h / 2, w, h), score, state)
+        return result

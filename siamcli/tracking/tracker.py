@@ -133,7 +133,12 @@ class SiameseTracker:
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame."""
         p = self.params
-        cx, cy, width, height, best_score = self.search(frame, p.instance_size, p.window_influence)
+        return self.commit(frame, self.search(frame, p.instance_size, p.window_influence))
+
+    def commit(self, frame: np.ndarray, found: Tuple[float, float, float, float, float]) -> TrackResult:
+        """Clip a search result ``(cx, cy, w, h, score)`` to the frame, store it as the new state."""
+        p = self.params
+        cx, cy, width, height, best_score = found
         frame_h, frame_w = frame.shape[:2]
         cx = min(max(cx, 0.0), float(frame_w))
         cy = min(max(cy, 0.0), float(frame_h))
@@ -169,15 +174,25 @@ class SiameseTracker:
         """
         if self._zf is None:
             raise RuntimeError("update() called before init()")
+        patch, scale_z = self.search_patch(frame, instance_size)
+        cls, loc = self.engine.track(patch, self._zf)
+        return self.pick(cls[0], loc[0], scale_z, window_influence)
+
+    def search_patch(self, frame: np.ndarray, instance_size: int) -> Tuple[np.ndarray, float]:
+        """The search crop around the current centre (network channel order) and its scale."""
         p = self.params
         s_z = self._context()
         scale_z = p.exemplar_size / s_z
         s_x = s_z * instance_size / p.exemplar_size
         patch = CROPS[p.crop](frame, self.center, instance_size, round(s_x), self._avg)
-        cls, loc = self.engine.track(self._prepare(patch), self._zf)
+        return self._prepare(patch), scale_z
+
+    def pick(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, window_influence: float):
+        """Decode one sample's outputs, penalise, window, take the best, smooth the size."""
+        p = self.params
         grid, window = self._grid_and_window(int(cls.shape[-1]))
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            score, pred = self._decode(cls[0], loc[0], grid)
+            score, pred = self._decode(cls, loc, grid)
             s_c = _change(_padded_size(pred[2], pred[3])
                           / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
             r_c = _change((self.size[0] / self.size[1]) / (pred[2] / pred[3]))
