@@ -173,12 +173,12 @@ def run_tracking(
         action = key_action(controls.show(picture)) if controls is not None else None
         if action == "select":
             result, picture = reselect(frame, result, picture)
-        with guard.held():
+        with guard.held():  # a signal arriving here is raised when the block ends, so count inside it
             box_writer.write(index, result.box, result.score, result.state)
             if video_writer is not None:
                 video_writer.write(picture)
-        report.rows += 1
-        report.last_frame = index
+            report.rows += 1
+            report.last_frame = index
         if on_frame:
             on_frame(index, result, fps_live)
         if action == "quit":

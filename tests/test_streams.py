@@ -59,3 +59,35 @@ def test_a_signal_half_way_keeps_every_box_and_a_playable_video(tmp_path, sig):
         decoded += 1
     assert decoded == len(rows)
     assert f"after frame {len(rows) - 1}: {len(rows)} boxes kept" in err
+
+
+def test_a_signal_during_a_write_counts_the_row_it_interrupted():
+    """The signal lands while frame 3's row is being written: that row is kept and counted."""
+    import os
+
+    import numpy as np
+
+    from siamcli.runloop import run_tracking
+    from siamcli.tracking.tracker import TrackResult
+
+    class Tracker:
+        def init(self, frame, box):
+            self.box = box
+
+        def update(self, frame):
+            return TrackResult(tuple(self.box), 0.99, "tracking")
+
+    class Writer:
+        rows = []
+
+        def write(self, index, box, score, state):
+            self.rows.append(index)
+            if index == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    frames = [np.zeros((20, 20, 3), np.uint8)] * 10
+    writer = Writer()
+    report = run_tracking(frames, Tracker(), writer, init_box=(1, 1, 5, 5))
+    assert report.interrupted == "SIGINT"
+    assert writer.rows == [0, 1, 2, 3]
+    assert report.rows == 4 and report.last_frame == 3
