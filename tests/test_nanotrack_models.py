@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from siamcli.models.base import SiameseModel
+from siamcli.engines.onnx_shapes import free_spatial_input
 from siamcli.models.checkpoint import load_weights, read_state_dict
 from siamcli.models.nanotrack import (
     NanoTrackV1,
@@ -85,96 +86,6 @@ def _describe_differences(got: List[Tuple[str, Tuple[int, ...]]],
     return "\n".join(head + lines[:40])
 
 
-def _read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _fields(buf: bytes):
-    """Top-level protobuf fields: (number, wire type, raw bytes, payload of a LEN field)."""
-    pos = 0
-    while pos < len(buf):
-        start = pos
-        key, pos = _read_varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        payload = None
-        if wire == 0:
-            _, pos = _read_varint(buf, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
-            length, pos = _read_varint(buf, pos)
-            payload = buf[pos:pos + length]
-            pos += length
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield number, wire, buf[start:pos], payload
-
-
-def _len_field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _without_shape(value_info: bytes) -> bytes:
-    """ValueInfoProto with type.tensor_type.shape (field 2.1.2) removed."""
-    parts = []
-    for number, wire, raw, payload in _fields(value_info):
-        if number == 2 and wire == 2:  # type: TypeProto
-            type_parts = []
-            for n2, w2, r2, p2 in _fields(payload):
-                if n2 == 1 and w2 == 2:  # tensor_type: keep elem_type, drop shape
-                    tensor = b"".join(r3 for n3, _, r3, _ in _fields(p2) if n3 != 2)
-                    r2 = _len_field(1, tensor)
-                type_parts.append(r2)
-            raw = _len_field(2, b"".join(type_parts))
-        parts.append(raw)
-    return b"".join(parts)
-
-
-def _shape_free_onnx(path: Path) -> bytes:
-    """The ONNX model with its graph inputs/outputs unshaped and value_info dropped.
-
-    The released backbones declare a fixed 1x3x255x255 input, which
-    onnxruntime enforces; the same graph serves the 127x127 template (the
-    trackers run it on both). ``onnx`` is not a project dependency, so the
-    ModelProto is edited at the protobuf wire level: ModelProto.graph = 7,
-    GraphProto.input/output/value_info = 11/12/13.
-    """
-    parts = []
-    for number, wire, raw, payload in _fields(path.read_bytes()):
-        if number == 7 and wire == 2:
-            graph = []
-            for n2, w2, r2, p2 in _fields(payload):
-                if n2 == 13:
-                    continue
-                if n2 in (11, 12) and w2 == 2:
-                    r2 = _len_field(n2, _without_shape(p2))
-                graph.append(r2)
-            raw = _len_field(7, b"".join(graph))
-        parts.append(raw)
-    return b"".join(parts)
-
-
 def _patches() -> Tuple[np.ndarray, np.ndarray]:
     """Template (1,3,127,127) and search (1,3,255,255) float32 BGR 0-255 crops."""
     cv2 = pytest.importorskip("cv2")
@@ -246,7 +157,7 @@ def test_matches_onnx_on_real_image(version):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     providers = ["CPUExecutionProvider"]
-    backbone = ort.InferenceSession(_shape_free_onnx(WEIGHTS / version / backbone_file),
+    backbone = ort.InferenceSession(free_spatial_input((WEIGHTS / version / backbone_file).read_bytes()),
                                     opts, providers=providers)
     head = ort.InferenceSession(str(WEIGHTS / version / head_file), opts, providers=providers)
 

@@ -199,3 +199,25 @@ def test_overflowing_network_outputs_never_produce_nan_boxes():
     tracker.init(frame, (100, 100, 40, 40))
     result = tracker.update(frame)
     assert result.box == pytest.approx((119.5 - 20, 119.5 - 20, 40, 40)) and result.score == 0.0
+
+
+@pytest.mark.parametrize("pos,size", [((160, 120), 101), ((10, 8), 150), ((315, 235), 77), ((-30, 260), 64)])
+def test_fast_crop_is_the_reference_inside_and_within_a_few_grey_levels_across_the_border(pos, size):
+    from siamcli.tracking.crop import fast_patch, warp_patch
+
+    rng = np.random.default_rng(2)
+    img = cv2_blur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    avg = channel_mean(img)
+    ref = crop_patch(img, pos, 127, size, avg)
+    warped = warp_patch(img, pos, 127, size, avg)
+    assert warped.shape == ref.shape
+    assert np.abs(warped.astype(int) - ref.astype(int)).mean() < 1.0
+    inside = 0 <= pos[0] - size / 2 and pos[0] + size / 2 <= 320 and 0 <= pos[1] - size / 2 and pos[1] + size / 2 <= 240
+    if inside:
+        np.testing.assert_array_equal(fast_patch(img, pos, 127, size, avg), ref)
+
+
+def cv2_blur(img):
+    import cv2
+
+    return cv2.GaussianBlur(img, (9, 9), 3)

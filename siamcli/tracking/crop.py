@@ -27,6 +27,12 @@ def channel_mean(frame: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.mean(frame)[:3], dtype=np.float64)
 
 
+def square_origin(center: Sequence[float], size: int) -> tuple:
+    """Top-left pixel of the ``size`` square centred on ``center`` (the reference's rounding)."""
+    half = (size + 1) / 2
+    return int(math.floor(center[0] - half + 0.5)), int(math.floor(center[1] - half + 0.5))
+
+
 def crop_patch(
     frame: np.ndarray,
     center: Sequence[float],
@@ -42,9 +48,7 @@ def crop_patch(
     size = int(original_size)
     if size < 1:
         raise ValueError(f"crop size must be at least 1 pixel, got {original_size}")
-    half = (size + 1) / 2
-    xmin = int(math.floor(center[0] - half + 0.5))
-    ymin = int(math.floor(center[1] - half + 0.5))
+    xmin, ymin = square_origin(center, size)
     xmax, ymax = xmin + size, ymin + size  # exclusive
     height, width = frame.shape[:2]
     if xmin >= 0 and ymin >= 0 and xmax <= width and ymax <= height:
@@ -79,9 +83,7 @@ def warp_patch(
     size = int(original_size)
     if size < 1:
         raise ValueError(f"crop size must be at least 1 pixel, got {original_size}")
-    half = (size + 1) / 2
-    xmin = math.floor(center[0] - half + 0.5)
-    ymin = math.floor(center[1] - half + 0.5)
+    xmin, ymin = square_origin(center, size)
     step = size / model_size  # source pixels per patch pixel
     # patch pixel u samples source x = xmin + (u + 0.5) * step - 0.5
     matrix = np.array([[step, 0.0, xmin + 0.5 * step - 0.5],
@@ -102,9 +104,7 @@ def fast_patch(
     """The reference crop where the square lies inside the frame (a view, then a resize),
     one warp where it crosses the border (no padded copy, whatever the target's size)."""
     size = int(original_size)
-    half = (size + 1) / 2
-    xmin = math.floor(center[0] - half + 0.5)
-    ymin = math.floor(center[1] - half + 0.5)
+    xmin, ymin = square_origin(center, size)
     height, width = frame.shape[:2]
     if xmin >= 0 and ymin >= 0 and xmin + size <= width and ymin + size <= height:
         return crop_patch(frame, center, model_size, original_size, fill)
