@@ -68,8 +68,10 @@ def _output_options(fn):
         click.option("--model", "-m", help=MODEL_HELP),
         click.option("--config", "config", help=CONFIG_HELP),
         click.option("--weights", "-w", help=WEIGHTS_HELP),
-        click.option("--init", "init_box", metavar="X,Y,W,H",
-                     help="First box, 0-based pixels. Without it (or --init-file) a window opens to draw the box."),
+        click.option("--init", "init_box", metavar="X,Y,W,H", multiple=True,
+                     help="First box, 0-based pixels. Repeat it to track several targets in one batched "
+                          "network pass (the box file gains a target column). Without it (or --init-file) "
+                          "a window opens to draw the box."),
         click.option("--init-file", type=click.Path(dir_okay=False),
                      help="Read the first box from the first line of this file (x,y,w,h; commas, spaces or tabs)."),
         click.option("--output", "-o",
@@ -111,14 +113,22 @@ def _engine_options(fn):
     return fn
 
 
-def _first_box(init_box: Optional[str], init_file: Optional[str]):
+def _first_box(init_box, init_file: Optional[str]):
+    """The first box (one target), a list of boxes (several ``--init``), or None (draw it)."""
     from .io.boxes import parse_box, read_box_file
 
-    if init_box is not None and init_file is not None:
+    if init_box and init_file is not None:
         raise SiamcliError("give either --init or --init-file, not both")
     if init_file is not None:
         return read_box_file(init_file)
-    return parse_box(init_box) if init_box is not None else None
+    if not init_box:
+        return None
+    boxes = [parse_box(text) for text in init_box]
+    return boxes[0] if len(boxes) == 1 else boxes
+
+
+def _several(box) -> bool:
+    return box is not None and isinstance(box, list)
 
 
 def _create(model, config, weights, device, engine, precision, threads, onnx_files, crop):
@@ -133,12 +143,17 @@ def _create(model, config, weights, device, engine, precision, threads, onnx_fil
     return tracker, spec
 
 
-def _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime):
+def _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime, several=False):
+    from .tracking.multi import MultiTracker
     from .tracking.redetect import RedetectingTracker
 
+    if several and redetect:
+        raise SiamcliError("--redetect works with one target; give a single --init to use it")
     tracker, spec = _create(model, config, weights, device, **runtime)
     if lost_threshold is not None:
         tracker.params = tracker.params.with_lost_threshold(lost_threshold)
+    if several:
+        return MultiTracker(tracker.engine, tracker.params), spec
     return (RedetectingTracker(tracker) if redetect else tracker), spec
 
 
@@ -155,7 +170,8 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
 
     video = AnnotatedVideoWriter(save_video, source.fps) if save_video else None
     try:
-        with open_box_writer(out_path, fmt) as boxes, _progress(progress_total, quiet) as bar:
+        with open_box_writer(out_path, fmt, multi_target=_several(init_box)) as boxes, \
+                _progress(progress_total, quiet) as bar:
             task = bar.add_task(spec.name, total=progress_total, fps=0.0)
             report = run_tracking(source, tracker, boxes, init_box=init_box, video_writer=video,
                                   controls=controls, max_frames=max_frames, duration=duration, label=spec.name,
@@ -192,7 +208,8 @@ def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, 
 
     box = _first_box(init_box, init_file)
     with open_source(source) as frames:
-        tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime)
+        tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
+                                       several=_several(box))
         if box is None:
             first = next(iter(frames))
             box = select_box(first)
@@ -253,7 +270,8 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
         raise SiamcliError("--no-display needs the first box: pass --init x,y,w,h or --init-file FILE")
     if not no_display:
         require_display("run with --no-display and --init x,y,w,h for headless tracking")
-    tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime)
+    tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
+                                   several=_several(box))
     with open_camera(camera) as frames:
         if getattr(frames, "skipped", 0):
             err_console.print(f"skipped {frames.skipped} warm-up frames from {frames.label}")

@@ -13,13 +13,14 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import Callable, Iterable, List, Optional, Protocol, Sequence
 
 import numpy as np
 
 from .errors import SiamcliError
 from .io.draw import draw_box, draw_status
 from .tracking.states import TRACKING
+from .tracking.multi import MultiTracker
 from .tracking.tracker import TrackResult
 
 KEY_ACTIONS = {ord("s"): "select", ord(" "): "select", ord("p"): "pause", ord("q"): "quit", 27: "quit"}
@@ -157,46 +158,60 @@ def run_tracking(
         init_box = controls.select(first) if controls is not None else None
         if init_box is None:
             raise SiamcliError("no target box was drawn (selection cancelled); pass --init x,y,w,h to skip it")
+    several = isinstance(tracker, MultiTracker)
+    if several and not isinstance(init_box[0], (list, tuple, np.ndarray)):
+        init_box = [init_box]
     tracker.init(first, init_box)
     annotate = video_writer is not None or controls is not None
     fps_live = 0.0
 
-    def annotated(frame: np.ndarray, result: TrackResult) -> np.ndarray:
-        out = draw_box(frame.copy(), result.box, result.score, state=result.state)
+    def as_list(result) -> List[TrackResult]:
+        return list(result) if several else [result]
+
+    def annotated(frame: np.ndarray, results: List[TrackResult]) -> np.ndarray:
+        out = frame.copy()
+        for k, r in enumerate(results):
+            draw_box(out, r.box, r.score, state=r.state, label=f"#{k}" if several else "")
         if controls is not None:
-            draw_status(out, f"{label}  {fps_live:5.1f} fps  score {result.score:.2f}  {result.state}")
+            r = results[0]
+            draw_status(out, f"{label}  {fps_live:5.1f} fps  score {r.score:.2f}  {r.state}"
+                        + (f"  {len(results)} targets" if several else ""))
         return out
 
-    def emit(index: int, frame: np.ndarray, result: TrackResult) -> bool:
+    def emit(index: int, frame: np.ndarray, results: List[TrackResult]) -> bool:
         """Show, handle keys, write the sinks; False when the user quits."""
-        picture = annotated(frame, result) if annotate else None
+        picture = annotated(frame, results) if annotate else None
         action = key_action(controls.show(picture)) if controls is not None else None
         if action == "select":
-            result, picture = reselect(frame, result, picture)
+            results, picture = reselect(frame, results, picture)
         with guard.held():  # a signal arriving here is raised when the block ends, so count inside it
-            box_writer.write(index, result.box, result.score, result.state)
+            for k, r in enumerate(results):
+                box_writer.write(index, r.box, r.score, r.state, target=k)
             if video_writer is not None:
                 video_writer.write(picture)
             report.rows += 1
             report.last_frame = index
         if on_frame:
-            on_frame(index, result, fps_live)
+            on_frame(index, results[0], fps_live)
         if action == "quit":
             return False
         if action == "pause":
-            return paused(frame, result)
+            return paused(frame, results)
         return True
 
-    def reselect(frame, result, picture):
+    def restart(frame, box) -> None:
+        tracker.init(frame, [box] if several else box)  # several targets: the new box replaces them
+        report.reselections += 1
+
+    def reselect(frame, results, picture):
         box = controls.select(frame)
         if box is None:
-            return result, picture
-        tracker.init(frame, box)
-        report.reselections += 1
-        result = TrackResult(tuple(float(v) for v in box), 1.0, TRACKING)
-        return result, annotated(frame, result) if annotate else None
+            return results, picture
+        restart(frame, box)
+        results = [TrackResult(tuple(float(v) for v in box), 1.0, TRACKING)]
+        return results, annotated(frame, results) if annotate else None
 
-    def paused(frame, result) -> bool:
+    def paused(frame, results) -> bool:
         while True:
             action = key_action(controls.wait_key())
             if action == "quit":
@@ -206,14 +221,14 @@ def run_tracking(
             if action == "select":
                 box = controls.select(frame)
                 if box is not None:
-                    tracker.init(frame, box)  # takes effect from the next frame
-                    report.reselections += 1
+                    restart(frame, box)  # takes effect from the next frame
 
     with SignalGuard() as guard:
         t0 = time.perf_counter()
         last = t0
         try:
-            going = emit(0, first, TrackResult(tuple(float(v) for v in init_box), 1.0, TRACKING))
+            boxes = init_box if several else [init_box]
+            going = emit(0, first, [TrackResult(tuple(float(v) for v in b), 1.0, TRACKING) for b in boxes])
             index = 0
             while going:
                 if max_frames is not None and report.rows >= max_frames:
@@ -226,11 +241,11 @@ def run_tracking(
                     report.stream_message = stop() if stop else None
                     break
                 index += 1
-                result = tracker.update(frame)
+                results = as_list(tracker.update(frame))
                 now = time.perf_counter()
                 dt, last = now - last, now
                 fps_live = 1.0 / dt if fps_live == 0.0 and dt > 0 else (0.9 * fps_live + 0.1 / dt if dt > 0 else fps_live)
-                going = emit(index, frame, result)
+                going = emit(index, frame, results)
             report.quit_by_key = not going
         except RunInterrupted as exc:
             report.interrupted = exc.signal_name

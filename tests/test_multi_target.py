@@ -62,3 +62,42 @@ def test_adding_a_target_later(alex_weights, synthetic_video):
     assert len(results) == 2 and all(np.isfinite(r.box).all() for r in results)
     with pytest.raises(RuntimeError):
         MultiTracker(tracker.engine, spec.params).update(frames[0])
+
+
+def test_track_command_with_several_init_boxes_writes_a_target_column(tmp_path, capsys, synthetic_video, alex_weights):
+    import csv
+
+    from siamcli.cli import main
+
+    out = tmp_path / "b.csv"
+    with pytest.raises(SystemExit) as done:
+        main(["track", str(synthetic_video), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights), "--engine", "torch",
+              "--init", "40,30,40,40", "--init", "150,100,60,50", "-o", str(out), "--max-frames", "5", "-q"])
+        raise SystemExit(0)
+    assert done.value.code == 0, capsys.readouterr().err
+    rows = list(csv.reader(open(out)))
+    assert rows[0] == ["frame", "target", "x", "y", "w", "h", "score", "state"]
+    assert [(int(r[0]), int(r[1])) for r in rows[1:]] == [(f, t) for f in range(5) for t in range(2)]
+    assert [float(v) for v in rows[2][2:6]] == [150, 100, 60, 50]
+    # the same targets one at a time give the same boxes
+    for k, box in enumerate(["40,30,40,40", "150,100,60,50"]):
+        single = tmp_path / f"s{k}.csv"
+        with pytest.raises(SystemExit):
+            main(["track", str(synthetic_video), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights), "--engine",
+                  "torch", "--init", box, "-o", str(single), "--max-frames", "5", "-q"])
+            raise SystemExit(0)
+        alone = [[float(v) for v in r[1:5]] for r in list(csv.reader(open(single)))[1:]]
+        together = [[float(v) for v in r[2:6]] for r in rows[1:] if int(r[1]) == k]
+        np.testing.assert_allclose(together, alone, atol=1e-2)
+
+
+@pytest.mark.parametrize("extra,msg", [(["--format", "otb"], "holds one target only"),
+                                       (["--redetect"], "--redetect works with one target")])
+def test_several_targets_refuse_what_cannot_hold_them(tmp_path, capsys, synthetic_video, alex_weights, extra, msg):
+    from siamcli.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["track", str(synthetic_video), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights), "--engine", "torch",
+              "--init", "40,30,40,40", "--init", "150,100,60,50", "-o", str(tmp_path / "b.txt"), "-q", *extra])
+    assert done.value.code == 2
+    assert msg in capsys.readouterr().err

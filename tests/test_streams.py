@@ -80,7 +80,7 @@ def test_a_signal_during_a_write_counts_the_row_it_interrupted():
     class Writer:
         rows = []
 
-        def write(self, index, box, score, state):
+        def write(self, index, box, score, state, target=0):
             self.rows.append(index)
             if index == 3:
                 os.kill(os.getpid(), signal.SIGINT)

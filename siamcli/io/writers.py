@@ -16,13 +16,20 @@ FORMATS = ("csv", "json", "mot", "otb")
 
 
 class BoxWriter:
-    """A box file written as the frames come: ``write(frame, box, score, state)`` per frame,
-    flushed each time, so an interrupted run keeps every box so far. Boxes are 0-based
-    pixel ``x, y, w, h``; ``frame`` is the 0-based index of the frame in the source."""
+    """A box file written as the frames come: ``write(frame, box, score, state, target)`` per
+    frame and target, flushed each time, so an interrupted run keeps every box so far. Boxes
+    are 0-based pixel ``x, y, w, h``; ``frame`` is the 0-based index of the frame in the
+    source. With ``multi_target`` the file says which target (0, 1, ...) each box belongs to."""
 
     suffix = ".txt"
+    #: False for formats that can hold one target only
+    holds_several_targets = True
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    def __init__(self, path: Union[str, Path], multi_target: bool = False) -> None:
+        if multi_target and not self.holds_several_targets:
+            raise SiamcliError(f"the {type(self).__name__.replace('BoxWriter', '').lower()} format holds one "
+                               "target only: use csv, json or mot for several targets")
+        self.multi_target = multi_target
         self.path = Path(path)
         try:
             self._file = open(self.path, "w", newline="")
@@ -35,14 +42,15 @@ class BoxWriter:
     def _start(self) -> None:
         pass
 
-    def _row(self, frame: int, box: Sequence[float], score: float, state: str) -> str:
+    def _row(self, frame: int, box: Sequence[float], score: float, state: str, target: int) -> str:
         raise NotImplementedError
 
     def _end(self) -> None:
         pass
 
-    def write(self, frame: int, box: Sequence[float], score: float, state: str = "tracking") -> None:
-        self._file.write(self._row(frame, box, score, state))
+    def write(self, frame: int, box: Sequence[float], score: float, state: str = "tracking",
+              target: int = 0) -> None:
+        self._file.write(self._row(frame, box, score, state, target))
         self._file.flush()
         self.rows += 1
 
@@ -59,17 +67,21 @@ class BoxWriter:
 
 
 class CsvBoxWriter(BoxWriter):
-    """``frame,x,y,w,h,score,state`` with a header row."""
+    """``frame,x,y,w,h,score,state`` with a header row (``frame,target,x,...`` for several targets)."""
 
     suffix = ".csv"
 
     def _start(self) -> None:
         self._csv = csv.writer(self._file)
-        self._csv.writerow(CSV_COLUMNS)
+        self._csv.writerow(CSV_COLUMNS[:1] + ("target",) + CSV_COLUMNS[1:] if self.multi_target else CSV_COLUMNS)
 
-    def write(self, frame: int, box: Sequence[float], score: float, state: str = "tracking") -> None:
+    def write(self, frame: int, box: Sequence[float], score: float, state: str = "tracking",
+              target: int = 0) -> None:
         x, y, w, h = box
-        self._csv.writerow([frame, f"{x:.4f}", f"{y:.4f}", f"{w:.4f}", f"{h:.4f}", f"{score:.6f}", state])
+        row = [frame, f"{x:.4f}", f"{y:.4f}", f"{w:.4f}", f"{h:.4f}", f"{score:.6f}", state]
+        if self.multi_target:
+            row.insert(1, target)
+        self._csv.writerow(row)
         self._file.flush()
         self.rows += 1
 
@@ -86,9 +98,11 @@ class JsonBoxWriter(BoxWriter):
     def _start(self) -> None:
         self._file.write('{"box_convention": "x,y,w,h in 0-based pixels", "frames": [')
 
-    def _row(self, frame, box, score, state) -> str:
+    def _row(self, frame, box, score, state, target) -> str:
         entry = {"frame": frame, "box": [round(float(v), 4) for v in box], "score": round(float(score), 6),
                  "state": state}
+        if self.multi_target:
+            entry["target"] = target
         return ("," if self.rows else "") + "\n  " + json.dumps(entry)
 
     def _end(self) -> None:
@@ -96,17 +110,19 @@ class JsonBoxWriter(BoxWriter):
 
 
 class MotBoxWriter(BoxWriter):
-    """MOTChallenge lines, one track (id 1): ``frame,1,x,y,w,h,score,-1,-1,-1``, frames 1-based."""
+    """MOTChallenge lines ``frame,id,x,y,w,h,score,-1,-1,-1``, frames 1-based, track id = target + 1."""
 
-    def _row(self, frame, box, score, state) -> str:
+    def _row(self, frame, box, score, state, target) -> str:
         x, y, w, h = box
-        return f"{frame + 1},1,{x:.4f},{y:.4f},{w:.4f},{h:.4f},{score:.6f},-1,-1,-1\n"
+        return f"{frame + 1},{target + 1},{x:.4f},{y:.4f},{w:.4f},{h:.4f},{score:.6f},-1,-1,-1\n"
 
 
 class OtbBoxWriter(BoxWriter):
     """One ``x,y,w,h`` line per frame (the result format of the OTB/pysot/got10k toolkits)."""
 
-    def _row(self, frame, box, score, state) -> str:
+    holds_several_targets = False
+
+    def _row(self, frame, box, score, state, target) -> str:
         return ",".join(f"{v:.4f}" for v in box) + "\n"
 
 
@@ -122,9 +138,9 @@ def box_format(path: Union[str, Path], fmt: Optional[str]) -> str:
     return "json" if Path(path).suffix.lower() == ".json" else "csv"
 
 
-def open_box_writer(path: Union[str, Path], fmt: Optional[str] = None) -> BoxWriter:
+def open_box_writer(path: Union[str, Path], fmt: Optional[str] = None, multi_target: bool = False) -> BoxWriter:
     """A writer for ``path`` in format ``fmt`` (csv, json, mot, otb)."""
-    return WRITERS[box_format(path, fmt)](path)
+    return WRITERS[box_format(path, fmt)](path, multi_target=multi_target)
 
 
 def _fourcc(path: Path) -> int:
