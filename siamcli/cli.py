@@ -211,9 +211,10 @@ def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, 
         tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
                                        several=_several(box))
         if box is None:
-            first = next(iter(frames))
+            rest = iter(frames)
+            first = next(rest)
             box = select_box(first)
-            frames = _Prepend(first, frames)
+            frames = _Prepend(first, rest, frames)
         out_path = Path(output) if output else _default_output(Path(source).stem, fmt)
         total = frames.frame_count
         if max_frames is not None:
@@ -225,10 +226,9 @@ def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, 
 class _Prepend:
     """A source whose first frame was already taken (for the selection window): yields it again."""
 
-    def __init__(self, first, source) -> None:
-        self._first, self._source = first, source
+    def __init__(self, first, rest, source) -> None:
+        self._first, self._rest, self._source = first, rest, source
         self.fps, self.frame_count = source.fps, source.frame_count
-        self._rest = iter(source)
 
     def __iter__(self):
         yield self._first

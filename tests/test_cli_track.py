@@ -155,3 +155,20 @@ def test_the_installed_command_reports_errors_without_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"siamcli: error: source not found: {tmp_path / 'missing.mp4'}"]
+
+
+@pytest.mark.parametrize("source_kind", ["video", "folder"])
+def test_drawing_the_first_box_tracks_from_that_frame_on(tmp_path, capsys, monkeypatch, synthetic_video, frame_folder,
+                                                          alex_weights, source_kind):
+    """Without --init the box comes from the selection window (stubbed here): every frame still gets a row."""
+    import siamcli.io.select as select
+
+    monkeypatch.setattr(select, "select_box", lambda frame: (40.0, 30.0, 40.0, 40.0))
+    source = synthetic_video if source_kind == "video" else frame_folder
+    out = tmp_path / "b.csv"
+    code, _, err = run_cli(["track", source, "-m", "siamrpn_alex_dwxcorr", "-w", alex_weights, "--engine", "torch",
+                            "-o", out, "-q"], capsys)
+    assert code == 0, err
+    rows = read_rows(out)
+    assert len(rows) == 1 + (24 if source_kind == "video" else 12)
+    assert [float(v) for v in rows[1][1:5]] == [40.0, 30.0, 40.0, 40.0]

@@ -91,3 +91,32 @@ def test_a_signal_during_a_write_counts_the_row_it_interrupted():
     assert report.interrupted == "SIGINT"
     assert writer.rows == [0, 1, 2, 3]
     assert report.rows == 4 and report.last_frame == 3
+
+
+def test_frames_decoded_ahead_arrive_in_order_and_stop_cleanly(tmp_path):
+    """The prefetching thread yields every frame in order, raises a bad frame where it is, and stops on close."""
+    import cv2
+    import numpy as np
+
+    from siamcli.errors import SiamcliError
+    from siamcli.io.sources import open_source
+
+    for i in range(12):
+        img = np.full((24, 32, 3), i * 20, np.uint8)
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), img)
+    with open_source(tmp_path) as src:
+        assert src.prefetch > 0
+        assert [int(f[0, 0, 0]) for f in src] == [i * 20 for i in range(12)]
+    (tmp_path / "005.png").write_bytes(b"broken")
+    src = open_source(tmp_path)
+    got = []
+    with pytest.raises(SiamcliError, match="cannot decode frame 5"):
+        for frame in src:
+            got.append(int(frame[0, 0, 0]))
+    assert got == [0, 20, 40, 60, 80]
+    src.close()
+    src = open_source(tmp_path)
+    it = iter(src)
+    next(it)
+    src.close()  # abandoned after one frame: the decoding thread ends
+    assert not src._ahead._thread.is_alive()

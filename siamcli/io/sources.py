@@ -1,7 +1,9 @@
 """Frame sources: a video file or a folder of image frames, read with OpenCV."""
 from __future__ import annotations
 
+import queue
 import re
+import threading
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
@@ -36,9 +38,18 @@ class FrameSource:
     fps: float
     frame_count: Optional[int]
     frames_read: int = 0
+    #: frames decoded ahead in a background thread (0: decode when asked, as a live camera should)
+    prefetch: int = 0
+    _ahead: Optional["Prefetcher"] = None
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        raise NotImplementedError
+        if not self.prefetch:
+            return self._frames()
+        self._ahead = Prefetcher(self._frames(), self.prefetch)
+        return iter(self._ahead)
 
     @property
     def ended_early(self) -> bool:
@@ -49,7 +60,8 @@ class FrameSource:
         return None
 
     def close(self) -> None:
-        pass
+        if self._ahead is not None:
+            self._ahead.close()
 
     def __enter__(self):
         return self
@@ -70,8 +82,9 @@ class ImageFolderSource(FrameSource):
             )
         self.fps = fps
         self.frame_count = len(self.files)
+        self.prefetch = 4
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def _frames(self) -> Iterator[np.ndarray]:
         self.frames_read = 0
         for file in self.files:
             frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
@@ -79,6 +92,65 @@ class ImageFolderSource(FrameSource):
                 raise SiamcliError(f"cannot decode frame {self.frames_read} of {self.path}: {file.name}")
             self.frames_read += 1
             yield frame
+
+
+class Prefetcher:
+    """Runs a frame generator in a background thread, ``depth`` frames ahead of the consumer.
+
+    OpenCV decodes with the GIL released, so decoding overlaps the network. An
+    exception in the generator (a frame that cannot be decoded) is raised to the
+    consumer at the position it happened; :meth:`close` stops the thread (the
+    owning source calls it before releasing its decoder).
+    """
+
+    _END = object()
+
+    def __init__(self, frames: Iterator[np.ndarray], depth: int) -> None:
+        self._queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(frames,), name="siamcli-decode", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, frames: Iterator[np.ndarray]) -> None:
+        try:
+            for frame in frames:
+                if not self._put(frame):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(_Failure(exc))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    return
+                continue
+            if item is self._END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 def _usable(frame: Optional[np.ndarray]) -> bool:
@@ -120,8 +192,9 @@ class VideoSource(FrameSource):
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 and not isinstance(path, int) else None
         self.exhausted = False
+        self.prefetch = 0 if live else 4
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def _frames(self) -> Iterator[np.ndarray]:
         if self._first is None:
             raise RuntimeError("a VideoSource can be iterated only once")
         frame, self._first = self._first, None
@@ -148,6 +221,7 @@ class VideoSource(FrameSource):
         return None
 
     def close(self) -> None:
+        super().close()  # stop decoding ahead before the decoder goes
         self._cap.release()
 
 
