@@ -22,7 +22,7 @@ install:
 	$(BIN)/siamcli --version
 
 test:
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 test-fast:
 	$(BIN)/python -m pytest -q -m "not shared_data"
