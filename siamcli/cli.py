@@ -78,7 +78,7 @@ def _output_options(fn):
                      help="Box file, written frame by frame. Default: <source name>_boxes.<format>"),
         click.option("--format", "fmt", type=click.Choice(["csv", "json", "mot", "otb"]),
                      help="Box file format: csv (frame,x,y,w,h,score,state), json, mot (MOTChallenge, one "
-                          "track) or otb (x,y,w,h lines). Default: from the -o suffix (.json), else csv."),
+                          "track per target) or otb (x,y,w,h lines, one target). Default: from the -o suffix (.json), else csv."),
         click.option("--save-video", help="Write the frames with the box drawn (.mp4 or .avi)."),
         click.option("--lost-threshold", type=click.FloatRange(0, 1),
                      help="Score below which the target counts as lost (default per model, see docs)."),
@@ -105,8 +105,8 @@ def _engine_options(fn):
                      help="Run two ONNX files instead of --weights: template.onnx search.onnx from "
                           "`siamcli export`, or NanoTrack's backbone.onnx head.onnx."),
         click.option("--crop", type=click.Choice(["reference", "fast"]), default="reference", show_default=True,
-                     help="reference: the published trackers' padded crop; fast: one warp across the frame "
-                          "border (within a grey level of it)."),
+                     help="reference: the published trackers' padded crop; fast: the same inside the frame, one "
+                          "warp across its border (a few grey levels apart there, cheaper for large targets)."),
     ]
     for option in reversed(options):
         fn = option(fn)
