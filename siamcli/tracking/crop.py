@@ -27,10 +27,14 @@ def channel_mean(frame: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.mean(frame)[:3], dtype=np.float64)
 
 
-def square_origin(center: Sequence[float], size: int) -> tuple:
-    """Top-left pixel of the ``size`` square centred on ``center`` (the reference's rounding)."""
+def square(center: Sequence[float], original_size: int) -> tuple:
+    """``(size, xmin, ymin)``: the side and top-left pixel of the square centred on ``center``
+    (the reference's rounding)."""
+    size = int(original_size)
+    if size < 1:
+        raise ValueError(f"crop size must be at least 1 pixel, got {original_size}")
     half = (size + 1) / 2
-    return int(math.floor(center[0] - half + 0.5)), int(math.floor(center[1] - half + 0.5))
+    return size, int(math.floor(center[0] - half + 0.5)), int(math.floor(center[1] - half + 0.5))
 
 
 def crop_patch(
@@ -45,10 +49,7 @@ def crop_patch(
     Returns a (model_size, model_size, 3) uint8 array. ``fill`` is the colour
     of the area outside the frame (the reference truncates it to uint8).
     """
-    size = int(original_size)
-    if size < 1:
-        raise ValueError(f"crop size must be at least 1 pixel, got {original_size}")
-    xmin, ymin = square_origin(center, size)
+    size, xmin, ymin = square(center, original_size)
     xmax, ymax = xmin + size, ymin + size  # exclusive
     height, width = frame.shape[:2]
     if xmin >= 0 and ymin >= 0 and xmax <= width and ymax <= height:
@@ -80,10 +81,7 @@ def warp_patch(
     differ from the reference crop by at most a grey level (interpolation
     rounding).
     """
-    size = int(original_size)
-    if size < 1:
-        raise ValueError(f"crop size must be at least 1 pixel, got {original_size}")
-    xmin, ymin = square_origin(center, size)
+    size, xmin, ymin = square(center, original_size)
     step = size / model_size  # source pixels per patch pixel
     # patch pixel u samples source x = xmin + (u + 0.5) * step - 0.5
     matrix = np.array([[step, 0.0, xmin + 0.5 * step - 0.5],
@@ -103,8 +101,7 @@ def fast_patch(
 ) -> np.ndarray:
     """The reference crop where the square lies inside the frame (a view, then a resize),
     one warp where it crosses the border (no padded copy, whatever the target's size)."""
-    size = int(original_size)
-    xmin, ymin = square_origin(center, size)
+    size, xmin, ymin = square(center, original_size)
     height, width = frame.shape[:2]
     if xmin >= 0 and ymin >= 0 and xmin + size <= width and ymin + size <= height:
         return crop_patch(frame, center, model_size, original_size, fill)
