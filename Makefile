@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: install test test-fast clean
+.PHONY: install test test-fast train clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test:
 
 test-fast:
 	$(BIN)/python -m pytest -q -m "not shared_data"
+
+# retrain the bundled weights/siamban.pth and weights/siamrpn.pth (about 30 min on 2 cores; see weights/README.md)
+train:
+	$(BIN)/python scripts/train_default.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

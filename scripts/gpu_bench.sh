@@ -17,7 +17,7 @@ OUT=${BENCH_OUT:-bench-results}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.." || exit 1
 
-MODELS="siamrpn_alex_dwxcorr siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234 nanotrack_v2"
+MODELS=${MODELS:-"siamban siamrpn nanotrack_v2 siamrpn_alex_dwxcorr siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234"}
 # name | options
 RUNS=(
   "torch-fp32|--engine torch --precision fp32 --device cuda"
@@ -27,6 +27,11 @@ RUNS=(
   "onnx-tensorrt|--engine onnx --precision fp32 --device tensorrt"
 )
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(torch.cuda.get_device_name(0))" || exit 1
+# onnxruntime rows only where onnxruntime-gpu is installed (the CPU build has no CUDA provider)
+if ! "$PY" -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())"; then
+  echo "onnxruntime has no CUDA provider here (install onnxruntime-gpu): skipping the onnx-cuda and onnx-tensorrt runs"
+  RUNS=("${RUNS[@]:0:3}")
+fi
 failed=0
 for model in $MODELS; do
   w="$WEIGHTS/$model.pth"

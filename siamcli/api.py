@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
-from .catalog import ModelSpec, get_spec, spec_from_config
+from .catalog import DEFAULT_MODEL, ModelSpec, get_spec, spec_from_config
 from .errors import SiamcliError
 from .tracking.tracker import SiameseTracker
 
@@ -20,14 +20,27 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def resolve_spec(model: Optional[str] = None, config: Optional[PathLike] = None) -> ModelSpec:
-    """The model spec named by ``model`` or described by ``config`` (exactly one of the two)."""
+    """The model spec named by ``model`` or described by ``config`` (at most one of the two;
+    neither: the bundled default model)."""
     if model and config:
         raise SiamcliError("give either --model or --config, not both")
     if config:
         return spec_from_config(config)
-    if not model:
-        raise SiamcliError("no model given: pass --model NAME (see `siamcli models`) or --config config.yaml")
-    return get_spec(model)
+    return get_spec(model or DEFAULT_MODEL)
+
+
+def resolve_weights(spec: ModelSpec, weights: Optional[PathLike]) -> PathLike:
+    """``weights`` if given, else the spec's bundled file (sha256-checked)."""
+    if weights is not None:
+        return weights
+    if spec.bundled:
+        from .bundled import bundled_weights
+
+        return bundled_weights(spec.bundled)
+    raise SiamcliError(
+        f"no weights given for {spec.name}: pass --weights model.pth "
+        "(a pysot / SiamBAN model-zoo file or NanoTrack .pth)"
+    )
 
 
 def build_network(spec: ModelSpec, weights: Optional[PathLike] = None):
@@ -89,11 +102,7 @@ def create_tracker(
         runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
                              onnx_files=onnx_files)
         return SiameseTracker(runner, spec.params), spec
-    if weights is None:
-        raise SiamcliError(
-            f"no weights given for {spec.name}: pass --weights model.pth "
-            "(a pysot / SiamBAN model-zoo file or NanoTrack .pth)"
-        )
+    weights = resolve_weights(spec, weights)
     from .models.checkpoint import load_weights
 
     network = build_network(spec, weights)

@@ -247,8 +247,10 @@ def bench(
     chosen automatically), and ``baseline`` with the same figures plus
     ``speedup`` (fps / baseline fps).
     """
-    from .api import create_tracker
+    from .api import create_tracker, resolve_spec, resolve_weights
 
+    if not onnx_files:
+        weights = resolve_weights(resolve_spec(model, config), weights)
     frames, gt, count = open_source(source, max_frames)
     if count and count < 2:
         raise SiamcliError(f"{source} has {count} frame; the benchmark needs at least 2")

@@ -25,6 +25,8 @@ class ModelSpec:
     summary: str = ""
     #: config dict for architectures built from a config.yaml (None for named models)
     config: Optional[Mapping[str, Any]] = None
+    #: file in siamcli's bundled ``weights/`` used when no --weights is given (None: must be given)
+    bundled: Optional[str] = None
 
 
 _RPN = TrackerParams(family="rpn")
@@ -33,12 +35,21 @@ _BAN = TrackerParams(family="ban")
 # normal tracking scores have median 0.999-1.000 and 5th percentile 0.967-0.998 (lowest frame
 # 0.942 outside a real occlusion), while with the target blacked out for 30 frames the median
 # is 0.89-0.98 and the first blacked frame scores 0.87-0.88. v1 and v3 share the v2 values.
+# siamcli's own models (siamcli.models.lite): stride 16, 11x11 score map, RGB input,
+# anchors of 64 px base size; tracker settings those of NanoTrack v2, the closest published
+# design (stride 16, 127/255 crops), not tuned on the validation sequences.
+_LITE = TrackerParams(stride=16, base_size=2, input_order="rgb", anchor_scales=(4.0,),
+                      window_influence=0.490, penalty_k=0.150, lr=0.385)
 _NANO = TrackerParams(family="ban", stride=16, base_size=7,
                       uncertain_threshold=0.98, lost_threshold=0.93, recover_threshold=0.998)
 
 MODELS: Dict[str, ModelSpec] = {
     s.name: s
     for s in (
+        ModelSpec("siamban", "siamban_lite0", replace(_LITE, family="ban"),
+                  "siamcli's own SiamBAN, EfficientNet-Lite0 (bundled weights)", bundled="siamban.pth"),
+        ModelSpec("siamrpn", "siamrpn_lite0", replace(_LITE, family="rpn"),
+                  "siamcli's own SiamRPN, EfficientNet-Lite0 (bundled weights)", bundled="siamrpn.pth"),
         ModelSpec("siamrpn_alex_dwxcorr", "siamrpn_alex_dwxcorr",
                   replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30),
                   "pysot SiamRPN AlexNet (VOT settings)"),
@@ -72,6 +83,10 @@ MODELS: Dict[str, ModelSpec] = {
                   "NanoTrack v3"),
     )
 }
+
+
+#: the model used when none is named: the bundled model that measured better (weights/README.md)
+DEFAULT_MODEL = "siamban"
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -16,9 +16,10 @@ from . import __version__
 from .errors import SiamcliError
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-MODEL_HELP = "Model name (see `siamcli models`)."
+MODEL_HELP = "Model name (see `siamcli models`). Default: siamban, siamcli's bundled model."
 CONFIG_HELP = "A pysot / SiamBAN / NanoTrack config.yaml, instead of --model."
-WEIGHTS_HELP = "Checkpoint (.pth state dict or training snapshot)."
+WEIGHTS_HELP = ("Checkpoint (.pth state dict or training snapshot). "
+                "Not needed for siamcli's own models (siamban, siamrpn): their weights ship with it.")
 DEVICE_HELP = "cpu, cuda, or auto (CUDA when available)."
 
 
@@ -286,7 +287,9 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
 
 
 def _compare_trackers(entries, device, runtime):
-    """(label, tracker) for each --compare entry: an OpenCV baseline name or MODEL=WEIGHTS."""
+    """(label, tracker) for each --compare entry: an OpenCV baseline name, MODEL=WEIGHTS, or a
+    model with bundled weights (siamban, siamrpn)."""
+    from .catalog import MODELS
     from .eval.baselines import BASELINES, baseline_name, create_baseline
 
     out = []
@@ -297,9 +300,12 @@ def _compare_trackers(entries, device, runtime):
             out.append((spec.name, tracker))
         elif entry.lower().removeprefix("opencv_") in BASELINES:
             out.append((baseline_name(entry.lower().removeprefix("opencv_")), create_baseline(entry)))
+        elif entry in MODELS and MODELS[entry].bundled:
+            tracker, spec = _create(entry, None, None, device, **runtime)
+            out.append((spec.name, tracker))
         else:
-            raise SiamcliError(f"--compare takes an OpenCV baseline ({', '.join(BASELINES)}) or MODEL=WEIGHTS, "
-                               f"got {entry!r}")
+            raise SiamcliError(f"--compare takes an OpenCV baseline ({', '.join(BASELINES)}), MODEL=WEIGHTS "
+                               f"or a bundled model (siamban, siamrpn), got {entry!r}")
     return out
 
 
@@ -322,8 +328,8 @@ def _results_table(label, dataset, results, overall) -> Table:
 @click.option("--config", "config", help=CONFIG_HELP)
 @click.option("--weights", "-w", help=WEIGHTS_HELP)
 @click.option("--compare", "compare", multiple=True, metavar="TRACKER",
-              help="Also run this tracker on the same sequences: an OpenCV baseline (mil, kcf, csrt) or "
-                   "MODEL=WEIGHTS. Repeatable.")
+              help="Also run this tracker on the same sequences: an OpenCV baseline (mil, kcf, csrt), "
+                   "MODEL=WEIGHTS, or a bundled model (siamban, siamrpn). Repeatable.")
 @click.option("--report", "report_dir", help="Write success/precision plots, tables and index.html here.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--json", "json_path", help="Also write the table to this JSON file.")
@@ -345,11 +351,9 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
 
     sequences = find_sequences(dataset)
     trackers = []
-    if model or config:
+    if model or config or not compare:  # neither: the bundled default model
         tracker, spec = _create(model, config, weights, device, **runtime)
         trackers.append((spec.name, tracker))
-    elif not compare:
-        raise SiamcliError("no model given: pass --model NAME (see `siamcli models`), --config, or --compare")
     trackers += _compare_trackers(compare, device, runtime)
 
     total = sum(len(s) for s in sequences) * len(trackers)

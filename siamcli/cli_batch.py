@@ -25,10 +25,13 @@ def _formats():
 @click.option("--weights", "-w", help="Checkpoint for rows that use --model / --config.")
 @click.option("--format", "fmt", type=click.Choice(_formats()), default="csv", show_default=True,
               help="Trajectory file format, as `track --format` writes it (csv: frame,x,y,w,h,score,...).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Videos tracked at once (worker processes, or Ray tasks in flight).")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="Compute threads per worker. Default: cores // jobs, so workers do not oversubscribe.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1),
+              help="Videos tracked at once (worker processes, or Ray tasks in flight). Default: the usable cores.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Compute threads per worker. With 1, trajectories do not depend on --jobs "
+                   "(more threads change the order of float sums).")
+@click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="onnx", show_default=True,
+              help="Runtime of every worker (auto measures in each worker, so workers may differ).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: worker processes on this machine; ray: tasks on a Ray cluster (pip install 'siamcli[ray]').")
 @click.option("--ray-address", help="Ray cluster to join (auto, ray://host:10001). Default: start a local Ray.")
@@ -36,8 +39,8 @@ def _formats():
 @click.option("--no-resume", is_flag=True, help="Redo every video, even those an earlier run finished.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.pass_context
-def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads, executor, ray_address, device,
-              no_resume, quiet) -> None:
+def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads, engine, executor, ray_address,
+              device, no_resume, quiet) -> None:
     """Track every video of MANIFEST and write one trajectory per video to OUTDIR.
 
     MANIFEST is a CSV with a header: video,x,y,w,h (first box, 0-based pixels)
@@ -51,22 +54,21 @@ def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads
 
     \b
     Examples:
+      siamcli batch videos.csv -o out/          # siamcli's bundled model, one worker per core
       siamcli batch videos.csv -o out/ --model nanotrack_v2 --weights nanotrackv2.pth --jobs 2
       siamcli batch sequences/ -o out/ -m nanotrack_v2 -w nanotrackv2.pth --executor ray
     """
     from .batch import Defaults, RunOptions, read_manifest, run_batch
-    from .batch.executors import threads_per_worker
+    from .catalog import MODELS
+    from .batch.executors import usable_cores
 
     if ray_address and executor != "ray":
         raise SiamcliError("--ray-address needs --executor ray")
-    if (model or config) and not weights:
+    if (model or config) and not weights and not (model in MODELS and MODELS[model].bundled):
         raise SiamcliError(f"--model/--config {model or config} needs --weights FILE (the checkpoint to load)")
     job_list = read_manifest(manifest, Defaults(model=model, config=config, weights=weights))
-    if not (model or config) and any(j.model is None and j.config is None and not j.error for j in job_list):
-        raise SiamcliError(f"rows of {manifest} name no model: pass --model NAME --weights FILE, "
-                           "or add model and weights columns")
-    opts = RunOptions(out_dir=out_dir, fmt=fmt, device=device,
-                      threads=threads or threads_per_worker(jobs))
+    jobs = jobs or usable_cores()
+    opts = RunOptions(out_dir=out_dir, fmt=fmt, device=device, threads=threads, engine=engine)
 
     progress = Progress(
         TextColumn("[bold]videos"), BarColumn(), MofNCompleteColumn(),

@@ -117,10 +117,11 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
 @click.command("export")
 @click.argument("model", required=False)
 @click.option("--config", type=click.Path(dir_okay=False), help="A pysot / SiamBAN / NanoTrack config.yaml, instead of MODEL.")
-@click.option("-w", "--weights", type=click.Path(dir_okay=False), required=True, help="Checkpoint (.pth).")
+@click.option("-w", "--weights", type=click.Path(dir_okay=False),
+              help="Checkpoint (.pth); default: the bundled weights of siamcli's own models.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Folder for template.onnx and search.onnx.")
-def export_cmd(model: Optional[str], config: Optional[str], weights: str, out_dir: str) -> None:
+def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[str], out_dir: str) -> None:
     """Export MODEL with its weights to ONNX: template.onnx (template patch -> features) and
     search.onnx (search patch + template features -> cls, loc), usable for any target.
 
@@ -129,11 +130,12 @@ def export_cmd(model: Optional[str], config: Optional[str], weights: str, out_di
       siamcli export nanotrack_v2 -w nanotrackv2.pth -o nanotrack_onnx/
       siamcli track video.mp4 -m nanotrack_v2 --engine onnx --onnx nanotrack_onnx/template.onnx nanotrack_onnx/search.onnx
     """
-    from .api import build_network, resolve_spec
+    from .api import build_network, resolve_spec, resolve_weights
     from .export import export_onnx
     from .models.checkpoint import load_weights
 
     spec = resolve_spec(model, config)
+    weights = resolve_weights(spec, weights)
     network = build_network(spec, weights)
     load_weights(network, weights, spec.name)
     paths = export_onnx(network, out_dir, exemplar_size=spec.params.exemplar_size,

@@ -12,14 +12,13 @@
   group count of a ``Conv``; :class:`siamcli.engines.OnnxEngine` runs a batch
   sample by sample.
 
-Uses torch's TorchScript-based exporter (``dynamo=False``); neither ``onnx``
-nor ``onnxscript`` is needed (see :func:`_no_onnxscript_functions`).
+Uses torch's TorchScript-based exporter (``dynamo=False``), which needs the
+``onnx`` package (a dependency of siamcli); ``onnxscript`` is not needed.
 """
 from __future__ import annotations
 
 import copy
 import io
-from contextlib import contextmanager
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union
@@ -57,41 +56,10 @@ class _SearchGraph(nn.Module):
         return self.model.correlate(kernels, self.model.extract_search(x))
 
 
-@contextmanager
-def _no_onnxscript_functions():
-    """Let the TorchScript exporter run without the ``onnx`` package.
-
-    Since torch 2.9 that exporter imports ``onnx`` only to copy custom
-    onnxscript functions into the model; siamcli's graphs use standard
-    operators only, so when ``onnx`` is missing that step is replaced by the
-    identity for the duration of the export (and restored after).
-    """
-    try:
-        import onnx  # noqa: F401
-
-        yield
-        return
-    except ImportError:
-        pass
-    try:
-        from torch.onnx._internal.torchscript_exporter import onnx_proto_utils as utils
-    except ImportError:  # another torch layout: let the exporter decide
-        yield
-        return
-    original = getattr(utils, "_add_onnxscript_fn", None)
-    if original is None:
-        yield
-        return
-    utils._add_onnxscript_fn = lambda model_bytes, custom_opsets: model_bytes
-    try:
-        yield
-    finally:
-        utils._add_onnxscript_fn = original
-
-
-def _export(module: nn.Module, args: Tuple, input_names, output_names, dynamic_axes) -> bytes:
+def export_graph(module: nn.Module, args: Tuple, input_names, output_names, dynamic_axes) -> bytes:
+    """``module`` traced with ``args`` as serialized ONNX (quietly)."""
     buf = io.BytesIO()
-    with warnings.catch_warnings(), _no_onnxscript_functions():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent Python ints; deprecation notice
         torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,
@@ -113,9 +81,9 @@ def export_onnx_bytes(model: SiameseModel, exemplar_size: int = 127, instance_si
         zf = _flatten(model.extract_template(z))
         multi = isinstance(model.extract_template(z), (list, tuple))
         names = [f"zf{i}" for i in range(len(zf))]
-        template = _export(_TemplateGraph(model).eval(), (z,), ["z"], names,
+        template = export_graph(_TemplateGraph(model).eval(), (z,), ["z"], names,
                            {"z": {0: "n"}, **{n: {0: "n"} for n in names}})
-        search = _export(_SearchGraph(model, multi).eval(), (x, *zf), ["x", *names], ["cls", "loc"],
+        search = export_graph(_SearchGraph(model, multi).eval(), (x, *zf), ["x", *names], ["cls", "loc"],
                          {"x": {2: "height", 3: "width"},
                           "cls": {2: "score_h", 3: "score_w"}, "loc": {2: "score_h", 3: "score_w"}})
     return template, search

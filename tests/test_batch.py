@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner
 
 from siamcli.batch import Defaults, RunOptions, read_manifest, run_batch
-from siamcli.batch.executors import threads_per_worker
 from siamcli.batch.run import remove_stale_temporaries
 from siamcli.batch.worker import STATE_DIR
 from siamcli.cli_batch import batch_cmd
@@ -128,13 +127,6 @@ def test_folder_of_sequences_starts_each_on_its_first_annotated_box(otb_folder):
     assert jobs[1].box == (x, y, 40.0, 40.0)
 
 
-def test_threads_per_worker_never_oversubscribes():
-    assert threads_per_worker(1, cores=8) == 8
-    assert threads_per_worker(3, cores=8) == 2
-    assert threads_per_worker(16, cores=8) == 1
-
-
-# -- runs ----------------------------------------------------------------------------------
 def test_batch_writes_whole_trajectories_and_a_summary(tmp_path, synthetic_video, otb_folder, alex_weights):
     m = write_manifest(tmp_path / "m.csv", [
         "video,x,y,w,h,start_frame,id",

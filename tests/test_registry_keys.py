@@ -11,7 +11,15 @@ from conftest import require_shared
 
 
 def reference_keys(name: str):
-    """(key, shape) pairs from checkpoint_keys.json (zoo) or nanotrackvN_keys.txt (NanoTrack)."""
+    """(key, shape) pairs from checkpoint_keys.json (zoo) or nanotrackvN_keys.txt (NanoTrack);
+    for siamcli's own architectures, from the bundled weights file."""
+    if name.endswith("_lite0"):
+        import torch
+
+        from siamcli.bundled import bundled_weights
+
+        state = torch.load(bundled_weights(name.split("_")[0] + ".pth"), map_location="cpu", weights_only=True)
+        return [(k, tuple(v.shape)) for k, v in state.items()]
     if name.startswith("nanotrack_"):
         version = name.split("_")[1]
         path = require_shared("data", "weights", "nanotrack", version, f"nanotrack{version}_keys.txt")

@@ -27,11 +27,6 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def threads_per_worker(jobs: int, cores: Optional[int] = None) -> int:
-    """Compute threads for each of ``jobs`` workers so that jobs x threads <= cores (at least 1)."""
-    return max(1, (cores or usable_cores()) // max(1, jobs))
-
-
 def _failed(job: Job, opts: RunOptions, error: str) -> Dict[str, Any]:
     return {"id": job.id, "video": job.video, "frames": 0, "fps": None, "mean_score": None,
             "status": "failed", "error": " ".join(error.split()), "output": output_name(job.id, opts.fmt),

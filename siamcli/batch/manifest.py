@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..catalog import DEFAULT_MODEL, MODELS
 from ..errors import SiamcliError
 
 REQUIRED_COLUMNS = ("video", "x", "y", "w", "h")
@@ -100,10 +101,14 @@ def _row_job(row: Dict[str, str], line: int, base: Path, defaults: Defaults) -> 
     if model is None:
         model, config = defaults.model, defaults.config
         weights = _resolve(base, weights) if weights else defaults.weights
+        if model is None and config is None:
+            model = DEFAULT_MODEL  # siamcli's bundled default model
     elif weights:
         weights = _resolve(base, weights)
     elif model == defaults.model:
         weights = defaults.weights
+    elif model in MODELS and MODELS[model].bundled:
+        weights = None  # the bundled weights
     else:
         raise ValueError(f"model {model} needs weights: add a weights column, or pass --model {model} --weights FILE")
     return Job(id="", video=_resolve(base, video), box=box, start_frame=start,  # type: ignore[arg-type]

