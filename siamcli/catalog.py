@@ -35,10 +35,11 @@ _BAN = TrackerParams(family="ban")
 # normal tracking scores have median 0.999-1.000 and 5th percentile 0.967-0.998 (lowest frame
 # 0.942 outside a real occlusion), while with the target blacked out for 30 frames the median
 # is 0.89-0.98 and the first blacked frame scores 0.87-0.88. v1 and v3 share the v2 values.
-# siamcli's own models (siamcli.models.lite): stride 16, 11x11 score map, RGB input,
-# anchors of 64 px base size; tracker settings those of NanoTrack v2, the closest published
-# design (stride 16, 127/255 crops), not tuned on the validation sequences.
-_LITE = TrackerParams(stride=16, base_size=2, input_order="rgb", anchor_scales=(4.0,),
+# siamcli's own models (siamcli.models.lite): stride 16, 11x11 score map, RGB input, boxes
+# relative to the current target size (one anchor of that shape for SiamRPN); tracker settings
+# those of NanoTrack v2, the closest published design (stride 16, 127/255 crops).
+_LITE = TrackerParams(stride=16, base_size=2, input_order="rgb", box_units="target",
+                      anchor_ratios=(1.0,), anchor_scales=(1.0,),
                       window_influence=0.490, penalty_k=0.150, lr=0.385)
 _NANO = TrackerParams(family="ban", stride=16, base_size=7,
                       uncertain_threshold=0.98, lost_threshold=0.93, recover_threshold=0.998)

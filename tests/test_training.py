@@ -42,13 +42,15 @@ def test_still_pairs_put_the_target_where_the_box_says():
     # force the box onto the square
     sampler_box = np.array([100.0, 80.0, 48.0, 48.0])
     template = sampler._template(sampler.sources[0].frames[0], sampler_box)
-    search, box = sampler._search(sampler.sources[0].frames[0], sampler_box)
+    search, box, prior = sampler._search(sampler.sources[0].frames[0], sampler_box, sampler_box)
     assert template.shape == (127, 127, 3) and search.shape == (255, 255, 3)
     x1, y1, x2, y2 = box
     assert 0 < x1 < x2 < 255 and 0 < y1 < y2 < 255
     # the box is about the target's size after the context scaling (127 / s_z)
     side = 48 * 127 / np.sqrt((48 + 48) * (48 + 48))
     assert (x2 - x1) == pytest.approx(side, rel=0.25)
+    # the template box is the box itself here: its size in the patch is the box's
+    assert prior == pytest.approx([x2 - x1, y2 - y1], rel=1e-4)
     # its quadrants carry the square's colours (up to the colour jitter)
     cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
     q = int((x2 - x1) / 4)
@@ -96,7 +98,7 @@ def test_sampler_is_reproducible_and_makes_every_kind():
     p2 = [s2.sample() for _ in range(120)]
     assert all(np.array_equal(x.search, y.search) and np.array_equal(x.box, y.box) for x, y in zip(p1, p2))
     assert {p.kind for p in p1} == {"still", "temporal", "negative", "paste"}
-    assert all(p.exact == (p.kind == "paste") for p in p1)
+    assert all(p.prior.shape == (2,) and (p.prior > 0).all() for p in p1)
     assert np.array_equal(a[0].search, p1[0].search)
     box = propose_box(src.frames[0], np.random.default_rng(0))
     assert box[2] > 0 and box[3] > 0 and box[0] + box[2] <= 320 and box[1] + box[3] <= 240
@@ -105,7 +107,7 @@ def test_sampler_is_reproducible_and_makes_every_kind():
 def test_ban_labels_follow_the_ellipse_rule():
     t = BANTargets(16, SCORE_SIZE)
     boxes = torch.tensor([[127 - 40, 127 - 40, 127 + 40, 127 + 40.0], [0, 0, 0, 0.0]])
-    labels, dist = t.assign(boxes, torch.tensor([False, True]))
+    labels, dist = t.assign(boxes, torch.tensor([False, True]), None, torch.tensor([[80.0, 80.0], [80.0, 80.0]]))
     grid = labels[0].reshape(SCORE_SIZE, SCORE_SIZE)
     mid = SCORE_SIZE // 2
     assert grid[mid, mid] == 1  # the centre point
@@ -114,21 +116,24 @@ def test_ban_labels_follow_the_ellipse_rule():
     assert grid[mid, mid + 3] == 0  # 48 px off: outside the box's ellipse
     assert (labels[1] == 0).all()  # a negative pair has only negatives
     centre = mid * SCORE_SIZE + mid
-    assert dist[0, :, centre].tolist() == [40, 40, 40, 40]
+    assert dist[0, :, centre].tolist() == [0.5, 0.5, 0.5, 0.5]  # in units of the prior size
 
 
 def test_rpn_labels_pick_overlapping_anchors_and_sample_as_pysot():
-    t = RPNTargets(16, (0.33, 0.5, 1.0, 2.0, 3.0), (4.0,), SCORE_SIZE)
-    boxes = torch.tensor([[127 - 32, 127 - 32, 127 + 32, 127 + 32.0]])
+    t = RPNTargets(16, SCORE_SIZE)
+    boxes = torch.tensor([[127 - 32, 127 - 32, 127 + 32, 127 + 48.0]])  # 64 x 80
+    prior = torch.tensor([[64.0, 64.0]])
     gen = torch.Generator().manual_seed(0)
-    labels, delta = t.assign(boxes, torch.tensor([False]), gen)
+    labels, delta = t.assign(boxes, torch.tensor([False]), gen, prior)
     pos = torch.nonzero(labels[0] == 1).ravel()
     assert 1 <= len(pos) <= 16 and (labels[0] >= 0).sum() <= 64
-    n = SCORE_SIZE * SCORE_SIZE
-    centre_square = 2 * n + (SCORE_SIZE // 2) * SCORE_SIZE + SCORE_SIZE // 2  # ratio 1.0 anchor at the centre
-    assert labels[0, centre_square] == 1
-    assert torch.allclose(delta[0, :, centre_square], torch.zeros(4), atol=1e-6)
-    neg_labels, _ = t.assign(boxes, torch.tensor([True]), gen)
+    centre = (SCORE_SIZE // 2) * SCORE_SIZE + SCORE_SIZE // 2
+    assert labels[0, centre] == 1
+    # relative to the prior: centre 8 px low of 64, width unchanged, height 80/64
+    assert delta[0, :, centre].tolist() == pytest.approx([0.0, 8 / 64, 0.0, float(np.log(80 / 64))], abs=1e-6)
+    far = 0  # the top-left corner anchor does not overlap the target
+    assert labels[0, far] in (0, -1)
+    neg_labels, _ = t.assign(boxes, torch.tensor([True]), gen, prior)
     assert (neg_labels[0] == 1).sum() == 0 and (neg_labels[0] == 0).sum() == 16
 
 
@@ -145,7 +150,8 @@ def _tiny_cache(n: int = 96) -> FeatureCache:
     # make the target findable: copy the template's centre into the search map where the box is
     x[:, :, 5:11, 5:11] = z[:, :, 1:7, 1:7]
     boxes = torch.tensor([[127 - 30, 127 - 30, 127 + 30, 127 + 30.0]]).repeat(n, 1)
-    return FeatureCache(z=z, x=x, boxes=boxes, negative=torch.zeros(n, dtype=torch.bool), kinds=["still"] * n)
+    return FeatureCache(z=z, x=x, boxes=boxes, negative=torch.zeros(n, dtype=torch.bool), kinds=["still"] * n,
+                        prior=torch.full((n, 2), 60.0))
 
 
 @pytest.mark.parametrize("family", ["ban", "rpn"])

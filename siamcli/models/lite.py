@@ -4,9 +4,15 @@ EfficientNet-Lite0 up to its stride-16 stage (112 channels, ImageNet
 weights), a 1x1 neck to ``channels``, then one depthwise-correlation tower
 shared by a classification and a box branch:
 
-* ``siamrpn_lite0``: anchor-based (SiamRPN), ``2K`` scores and ``4K`` deltas
-  for K = 5 anchors of 64 px base size at stride 16;
-* ``siamban_lite0``: anchor-free (SiamBAN), 2 scores and 4 distances per point.
+* ``siamrpn_lite0``: anchor-based (SiamRPN) with one anchor per position whose
+  shape is the current target size: 2 scores and 4 deltas (dx, dy, log dw, log dh);
+* ``siamban_lite0``: anchor-free (SiamBAN), 2 scores and 4 distances per point,
+  in units of the current target width and height.
+
+Both predict the box relative to the target's current size (``box_units =
+"target"`` in :class:`siamcli.tracking.params.TrackerParams`): a scale or
+aspect change is what the network sees between template and search, so it
+can be learnt from any pair of frames, boxes with visible borders or not.
 
 Template 127 px -> 8x8 features, cut to the central 6x6, then a 3x3
 adapt conv -> 4x4 kernels (computed once per target, in ``extract_template``);
@@ -28,10 +34,8 @@ from .heads import xcorr_depthwise
 #: stride of the features, template cut, anchors
 STRIDE = 16
 TEMPLATE_CENTER = 6
-ANCHOR_NUM = 5
-#: BAN distances are exp(raw) * this, so the head works around log(1); raw is capped at
-#: LOC_CAP (about 6500 px) so that an untrained head cannot overflow
-LOC_SCALE = float(STRIDE)
+ANCHOR_NUM = 1
+#: BAN distances are exp(raw) target sizes; raw is capped so an untrained head cannot overflow
 LOC_CAP = 6.0
 
 
@@ -100,7 +104,7 @@ class LiteSiamese(SiameseModel):
     def correlate(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         cls, loc = self.head(zf, xf)
         if self.family == "ban":
-            loc = torch.exp(loc.clamp(max=LOC_CAP)) * LOC_SCALE
+            loc = torch.exp(loc.clamp(max=LOC_CAP))
         return cls, loc
 
 

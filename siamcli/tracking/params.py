@@ -25,6 +25,10 @@ class TrackerParams:
     anchor_scales: Tuple[float, ...] = (8.0,)
     #: channel order the network was trained with: "bgr" (pysot, SiamBAN) or "rgb"
     input_order: str = "bgr"
+    #: unit of the box outputs: "pixels" (published models: fixed anchors, distances in patch
+    #: pixels) or "target" (siamcli's own models: anchor shape = the current target size in the
+    #: patch, BAN distances in target widths/heights), see SiameseTracker._decode
+    box_units: str = "pixels"
     #: "reference": pad with the first frame's mean exactly as the published trackers do;
     #: "fast": the same crop inside the frame, one affine warp across its border
     #: (within a grey level of the reference; see siamcli.tracking.crop)
@@ -54,6 +58,8 @@ class TrackerParams:
             raise ValueError(f"family must be 'rpn' or 'ban', not {self.family!r}")
         if self.crop not in ("reference", "fast"):
             raise ValueError(f"crop must be 'reference' or 'fast', not {self.crop!r}")
+        if self.box_units not in ("pixels", "target"):
+            raise ValueError(f"box_units must be 'pixels' or 'target', not {self.box_units!r}")
         if self.input_order not in ("bgr", "rgb"):
             raise ValueError(f"input_order must be 'bgr' or 'rgb', not {self.input_order!r}")
 

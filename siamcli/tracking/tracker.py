@@ -98,19 +98,27 @@ class SiameseTracker:
     def _context(self) -> float:
         return context_size(self.size[0], self.size[1], self.params.context_amount)
 
-    def _decode(self, cls: np.ndarray, loc: np.ndarray, grid: Optional[np.ndarray] = None
-                ) -> Tuple[np.ndarray, np.ndarray]:
-        """Network outputs for one sample -> (scores (M,), boxes (4, M) as cx, cy, w, h)."""
+    def _decode(self, cls: np.ndarray, loc: np.ndarray, grid: Optional[np.ndarray] = None,
+                prior: Optional[Sequence[float]] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Network outputs for one sample -> (scores (M,), boxes (4, M) as cx, cy, w, h).
+
+        With ``box_units == "target"``, ``prior`` is the current target size (w, h) in
+        patch pixels: the anchors take that shape, BAN distances are in its units.
+        """
         score = _softmax_foreground(cls.reshape(2, -1))
         delta = loc.reshape(4, -1).astype(np.float64)
         grid = self._grid if grid is None else grid
+        relative = self.params.box_units == "target"
         if self.params.family == "rpn":
+            aw, ah = (prior[0], prior[1]) if relative else (grid[2], grid[3])
             boxes = np.empty_like(delta)
-            boxes[0] = delta[0] * grid[2] + grid[0]
-            boxes[1] = delta[1] * grid[3] + grid[1]
-            boxes[2] = np.exp(delta[2]) * grid[2]
-            boxes[3] = np.exp(delta[3]) * grid[3]
+            boxes[0] = delta[0] * aw + grid[0]
+            boxes[1] = delta[1] * ah + grid[1]
+            boxes[2] = np.exp(delta[2]) * aw
+            boxes[3] = np.exp(delta[3]) * ah
         else:
+            if relative:
+                delta = delta * np.array([prior[0], prior[1], prior[0], prior[1]])[:, None]
             x1 = grid[0] - delta[0]
             y1 = grid[1] - delta[1]
             x2 = grid[0] + delta[2]
@@ -192,7 +200,7 @@ class SiameseTracker:
         p = self.params
         grid, window = self._grid_and_window(int(cls.shape[-1]))
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            score, pred = self._decode(cls, loc, grid)
+            score, pred = self._decode(cls, loc, grid, self.size * scale_z)
             s_c = _change(_padded_size(pred[2], pred[3])
                           / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
             r_c = _change((self.size[0] / self.size[1]) / (pred[2] / pred[3]))

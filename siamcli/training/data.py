@@ -15,14 +15,19 @@ by picking a textured box on one frame and then either
   pasted distractor (a *paste* pair, a synthetic sequence).
 
 Only paste pairs have a box whose extent the pixels show (the pasted shape's
-bounding box): a random box on a natural frame has no visible border, so those
-pairs train where the target is but not how large it is (``Pair.exact``).
+bounding box); a random box on a natural frame has no visible border. What
+every pair does show is how the target's size changed from the template to
+the search region, which is what the lite models predict (see ``prior``).
 
 Crops follow the tracker's geometry: a square context region of side
 ``sqrt((w + (w+h)/2) (h + (w+h)/2))`` resized to 127 px for the template and
 ``255/127`` times that for the search region, the outside filled with the
 frame's mean colour, then jittered in shift and scale like pysot's
-augmentation (search: up to 64 px shift, 18 % scale per axis).
+augmentation (search: up to 64 px shift, 18 % scale per axis). As in the
+tracker, the search region's size comes from the template's box (the
+previous size estimate), not from the box being looked for; that box in
+search-patch pixels is the pair's ``prior``, which the lite models' outputs
+are relative to.
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ import numpy as np
 from ..tracking.crop import context_size
 
 #: bump when sampling changes, so that cached features of older pairs are not reused
-DATA_VERSION = 2
+DATA_VERSION = 3
 EXEMPLAR = 127
 INSTANCE = 255
 #: still images from scikit-image's data folder that are photographs of real scenes
@@ -67,8 +72,8 @@ class Pair:
     box: np.ndarray
     negative: bool
     kind: str
-    #: the box's extent is visible in the pixels (paste pairs): train box regression on it
-    exact: bool = False
+    #: the template box's size (w, h) in search-patch pixels: the tracker's size estimate
+    prior: np.ndarray = None
 
 
 def _shrink(frame: np.ndarray, max_side: int) -> np.ndarray:
@@ -319,16 +324,20 @@ class PairSampler:
                         EXEMPLAR, self._mean(frame))
         return photometric(patch, rng, blur=0.0)
 
-    def _search(self, frame: np.ndarray, box: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def _search(self, frame: np.ndarray, box: np.ndarray, prior: np.ndarray
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Search crop around ``box`` sized from ``prior`` (the template's box), jittered;
+        returns the patch, ``box`` in patch pixels and ``prior``'s size in patch pixels."""
         rng = self.rng
         x, y, w, h = box
-        s_x = context_size(w, h, 0.5) * INSTANCE / EXEMPLAR
+        s_x = context_size(prior[2], prior[3], 0.5) * INSTANCE / EXEMPLAR
         sx = s_x * math.exp(rng.uniform(-self.search_scale, self.search_scale))
         sy = s_x * math.exp(rng.uniform(-self.search_scale, self.search_scale))
         shift = rng.uniform(-self.search_shift, self.search_shift, size=2)
         center = (x + w / 2 + shift[0] * sx / INSTANCE, y + h / 2 + shift[1] * sy / INSTANCE)
         patch, forward = crop(frame, center, sx, sy, INSTANCE, self._mean(frame))
-        return photometric(patch, rng), _map_box(box, forward)
+        size = np.array([prior[2] * forward[0, 0], prior[3] * forward[1, 1]], dtype=np.float32)
+        return photometric(patch, rng), _map_box(box, forward), size
 
     def _cutout(self, side: float):
         """A textured region of a random source, resized to about ``side`` px, and a shape mask."""
@@ -382,8 +391,8 @@ class PairSampler:
         if rng.random() < self.pasted:
             frame, box, sframe, sbox = self._paste_pair()
             template = self._template(frame, box)
-            search, target = self._search(sframe, sbox)
-            return self._finish(template, search, target, False, "paste", True)
+            search, target, prior = self._search(sframe, sbox, box)
+            return self._finish(template, search, target, False, "paste", prior)
         source = self._source()
         t = int(rng.integers(len(source.frames)))
         frame = source.frames[t]
@@ -393,7 +402,7 @@ class PairSampler:
             other = self._source()
             oframe = other.frames[int(rng.integers(len(other.frames)))]
             obox = propose_box(oframe, rng)
-            search, _ = self._search(oframe, obox)
+            search, _, prior = self._search(oframe, obox, obox)
             kind, target, negative = "negative", np.zeros(4, np.float32), True
         else:
             kind, sframe, sbox = "still", frame, box
@@ -403,11 +412,11 @@ class PairSampler:
                 moved = follow_box(frame, source.frames[u], box) if u != t else None
                 if moved is not None:
                     kind, sframe, sbox = "temporal", source.frames[u], moved
-            search, target = self._search(sframe, sbox)
+            search, target, prior = self._search(sframe, sbox, box)
             negative = False
-        return self._finish(template, search, target, negative, kind, False)
+        return self._finish(template, search, target, negative, kind, prior)
 
-    def _finish(self, template, search, target, negative, kind, exact) -> Pair:
+    def _finish(self, template, search, target, negative, kind, prior) -> Pair:
         rng = self.rng
         if rng.random() < 0.5:  # mirror the whole pair
             template = template[:, ::-1]
@@ -417,4 +426,4 @@ class PairSampler:
                                   dtype=np.float32)
         to_rgb = cv2.COLOR_BGR2RGB
         return Pair(cv2.cvtColor(np.ascontiguousarray(template), to_rgb),
-                    cv2.cvtColor(np.ascontiguousarray(search), to_rgb), target, negative, kind, exact)
+                    cv2.cvtColor(np.ascontiguousarray(search), to_rgb), target, negative, kind, prior)

@@ -1,65 +1,65 @@
 """Label assignment and losses for training the SiamRPN and SiamBAN heads.
 
 Both work on the tracker's own score-map grid (:mod:`siamcli.tracking.anchors`),
-shifted to search-patch pixels (the patch centre is pixel ``(255 - 1) / 2``).
+shifted to search-patch pixels (the patch centre is pixel ``(255 - 1) / 2``),
+and express boxes relative to each pair's ``prior`` (the tracker's current
+target size in the patch), as the lite models do.
 
-* SiamRPN: an anchor is positive at IoU >= 0.6 with the target, negative below
-  0.3; at most 16 positives and 64 labels in all per pair (pysot's sampling).
-  Loss: cross-entropy (positives and negatives averaged separately, half each)
-  plus 1.2 x L1 on the normalised deltas (dx/wa, dy/ha, log w/wa, log h/ha).
+* SiamRPN: one anchor per position, of the prior's shape. It is positive at
+  IoU >= 0.6 with the target, negative below 0.3; at most 16 positives and 64
+  labels in all per pair (pysot's sampling). Loss: cross-entropy (positives and
+  negatives averaged separately, half each) plus 1.2 x L1 on the deltas
+  (dx/wa, dy/ha, log w/wa, log h/ha).
 * SiamBAN: the ellipse rule. A point inside the ellipse of semi-axes
   (w/4, h/4) around the target centre is positive, outside the inscribed
   ellipse (w/2, h/2) negative, in between ignored. Loss: the same balanced
   cross-entropy plus an IoU loss (-ln IoU) on the left/top/right/bottom
-  distances of the positive points.
+  distances (in prior widths and heights) of the positive points.
 
 Negative pairs get only negatives (for SiamRPN, 16 drawn among the anchors of
 the central 7x7 cells, as pysot does).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..tracking.anchors import generate_anchors, generate_points
+from ..tracking.anchors import generate_points
 
 CENTER = (255 - 1) / 2
 
 
 class RPNTargets:
-    """Anchor labels for a score map of side ``size``."""
+    """Labels of the one-anchor SiamRPN head: at every score-map position an anchor of the
+    prior's shape (the tracker's current target size)."""
 
-    def __init__(self, stride: int, ratios: Sequence[float], scales: Sequence[float], size: int,
-                 pos_iou: float = 0.6, neg_iou: float = 0.3, pos_num: int = 16, total_num: int = 64,
-                 loc_weight: float = 1.2) -> None:
-        anchors = generate_anchors(stride, ratios, scales, size).astype(np.float64)
-        anchors[:2] += CENTER
-        self.anchors = torch.from_numpy(anchors).float()  # (4, K*S*S) cx, cy, w, h
-        self.k = len(ratios) * len(scales)
+    def __init__(self, stride: int, size: int, pos_iou: float = 0.6, neg_iou: float = 0.3,
+                 pos_num: int = 16, total_num: int = 64, loc_weight: float = 1.2) -> None:
+        points = generate_points(stride, size).astype(np.float64) + CENTER
+        self.points = torch.from_numpy(points).float()  # (2, S*S)
         self.size = size
         self.pos_iou, self.neg_iou = pos_iou, neg_iou
         self.pos_num, self.total_num = pos_num, total_num
         self.loc_weight = loc_weight
-        cy = (np.arange(size * size) // size)
-        cx = (np.arange(size * size) % size)
+        cy = np.arange(size * size) // size
+        cx = np.arange(size * size) % size
         mid = size // 2
-        central = (np.abs(cx - mid) <= 3) & (np.abs(cy - mid) <= 3)
-        self.central = torch.from_numpy(np.tile(central, self.k))
+        self.central = torch.from_numpy((np.abs(cx - mid) <= 3) & (np.abs(cy - mid) <= 3))
 
-    def assign(self, boxes: torch.Tensor, negative: torch.Tensor, gen: torch.Generator
+    def assign(self, boxes: torch.Tensor, negative: torch.Tensor, gen: torch.Generator, prior: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Labels (N, M) in {1, 0, -1 (ignored)} and delta targets (N, 4, M)."""
-        a = self.anchors
-        ax1, ay1 = a[0] - a[2] / 2, a[1] - a[3] / 2
-        ax2, ay2 = a[0] + a[2] / 2, a[1] + a[3] / 2
+        """Labels (N, S*S) in {1, 0, -1 (ignored)} and delta targets (N, 4, S*S)."""
+        px, py = self.points
+        aw, ah = prior[:, 0:1], prior[:, 1:2]
+        ax1, ay1, ax2, ay2 = px - aw / 2, py - ah / 2, px + aw / 2, py + ah / 2
         x1, y1, x2, y2 = (boxes[:, i:i + 1] for i in range(4))
         iw = (torch.minimum(ax2, x2) - torch.maximum(ax1, x1)).clamp(min=0)
         ih = (torch.minimum(ay2, y2) - torch.maximum(ay1, y1)).clamp(min=0)
         inter = iw * ih
-        union = a[2] * a[3] + (x2 - x1) * (y2 - y1) - inter
+        union = aw * ah + (x2 - x1) * (y2 - y1) - inter
         iou = inter / union.clamp(min=1e-6)
         labels = torch.full(iou.shape, -1, dtype=torch.long)
         for n in range(len(boxes)):
@@ -69,7 +69,7 @@ class RPNTargets:
                 labels[n, pick] = 0
                 continue
             pos = torch.nonzero(iou[n] >= self.pos_iou).ravel()
-            if len(pos) == 0:  # tiny or extreme targets: the best anchor stands in
+            if len(pos) == 0:  # a large size change: the best anchor stands in
                 pos = iou[n].argmax().reshape(1)
             pos = pos[torch.randperm(len(pos), generator=gen)[: self.pos_num]]
             neg = torch.nonzero(iou[n] < self.neg_iou).ravel()
@@ -78,24 +78,17 @@ class RPNTargets:
             labels[n, pos] = 1
         tcx, tcy = (x1 + x2) / 2, (y1 + y2) / 2
         tw, th = (x2 - x1).clamp(min=1), (y2 - y1).clamp(min=1)
-        delta = torch.stack([(tcx - a[0]) / a[2], (tcy - a[1]) / a[3],
-                             torch.log(tw / a[2]), torch.log(th / a[3])], dim=1)
+        delta = torch.stack([(tcx - px) / aw, (tcy - py) / ah,
+                             torch.log(tw / aw).expand_as(iou), torch.log(th / ah).expand_as(iou)], dim=1)
         return labels, delta
 
-    def loss(self, cls: torch.Tensor, loc: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor,
-             exact: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(cls loss, loc loss) for outputs ``cls`` (N, 2K, S, S) and ``loc`` (N, 4K, S, S);
-        the loc loss counts only samples whose ``exact`` is true (default: all)."""
+    def loss(self, cls: torch.Tensor, loc: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor
+             ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(cls loss, loc loss) for outputs ``cls`` (N, 2, S, S) and ``loc`` (N, 4, S, S)."""
         n = cls.shape[0]
-        # channel layout as the tracker reads it: cls k (bg), K + k (fg); loc coord * K + k
-        logits = cls.reshape(n, 2, -1)  # (N, 2, K*S*S), anchor-major like the anchors
-        pred = loc.reshape(n, 4, -1)
-        cls_loss = balanced_ce(logits, labels)
-        pos = labels == 1
-        if exact is not None:
-            pos = pos & exact[:, None]
-        pos = pos.float()
-        l1 = (pred - delta).abs().sum(dim=1)
+        cls_loss = balanced_ce(cls.reshape(n, 2, -1), labels)
+        pos = (labels == 1).float()
+        l1 = (loc.reshape(n, 4, -1) - delta).abs().sum(dim=1)
         loc_loss = (l1 * pos).sum() / pos.sum().clamp(min=1)
         return cls_loss, self.loc_weight * loc_loss
 
@@ -108,9 +101,9 @@ class BANTargets:
         self.points = torch.from_numpy(points).float()  # (2, S*S)
         self.loc_weight = loc_weight
 
-    def assign(self, boxes: torch.Tensor, negative: torch.Tensor, gen: torch.Generator = None
+    def assign(self, boxes: torch.Tensor, negative: torch.Tensor, gen: torch.Generator, prior: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Labels (N, S*S) in {1, 0, -1} and distance targets (N, 4, S*S)."""
+        """Labels (N, S*S) in {1, 0, -1} and distance targets (N, 4, S*S) in prior units."""
         px, py = self.points
         x1, y1, x2, y2 = (boxes[:, i:i + 1] for i in range(4))
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -128,18 +121,16 @@ class BANTargets:
             rows = torch.nonzero(empty & ~negative).ravel()
             labels[rows, nearest[rows]] = 1
         labels[negative] = 0
-        dist = torch.stack([px - x1, py - y1, x2 - px, y2 - py], dim=1)
+        aw, ah = prior[:, 0:1], prior[:, 1:2]
+        dist = torch.stack([(px - x1) / aw, (py - y1) / ah, (x2 - px) / aw, (y2 - py) / ah], dim=1)
         return labels, dist
 
-    def loss(self, cls: torch.Tensor, loc: torch.Tensor, labels: torch.Tensor, dist: torch.Tensor,
-             exact: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(cls loss, IoU loss) for ``cls`` (N, 2, S, S) and positive distances ``loc`` (N, 4, S, S);
-        the IoU loss counts only samples whose ``exact`` is true (default: all)."""
+    def loss(self, cls: torch.Tensor, loc: torch.Tensor, labels: torch.Tensor, dist: torch.Tensor
+             ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(cls loss, IoU loss) for ``cls`` (N, 2, S, S) and positive distances ``loc`` (N, 4, S, S)."""
         n = cls.shape[0]
         cls_loss = balanced_ce(cls.reshape(n, 2, -1), labels)
         pos = labels == 1
-        if exact is not None:
-            pos = pos & exact[:, None]
         pred = loc.reshape(n, 4, -1).permute(0, 2, 1)[pos]  # (P, 4) l, t, r, b
         target = dist.permute(0, 2, 1)[pos]
         if len(pred) == 0:

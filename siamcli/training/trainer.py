@@ -18,14 +18,12 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..models.lite import ANCHOR_NUM, STRIDE, LiteSiamese
+from ..models.lite import STRIDE, LiteSiamese
 from .data import DATA_VERSION, PairSampler
 from .objectives import BANTargets, RPNTargets
 
 #: score-map side of the lite models: 16 - 6 + 1 search positions
 SCORE_SIZE = 11
-ANCHOR_RATIOS = (0.33, 0.5, 1.0, 2.0, 3.0)
-ANCHOR_SCALES = (4.0,)
 CHUNK = 1024
 
 Report = Callable[[str, int, int, Dict[str, float]], None]
@@ -38,19 +36,15 @@ def _noop(stage: str, done: int, total: int, info: Dict[str, float]) -> None:
 @dataclass
 class FeatureCache:
     """Backbone features of sampled pairs: ``z`` (N,112,8,8) and ``x`` (N,112,16,16) fp16,
-    ``boxes`` (N,4) target corners in search-patch pixels, ``negative`` (N,) bool, ``exact``
-    (N,) bool (the box's extent is visible: box regression trains on it)."""
+    ``boxes`` (N,4) target corners in search-patch pixels, ``negative`` (N,) bool, ``prior`` (N,2) the tracker's size estimate
+    in search-patch pixels (what the lite models' boxes are relative to)."""
 
     z: torch.Tensor
     x: torch.Tensor
     boxes: torch.Tensor
     negative: torch.Tensor
     kinds: List[str]
-    exact: Optional[torch.Tensor] = None
-
-    def __post_init__(self) -> None:
-        if self.exact is None:
-            self.exact = torch.ones(len(self.boxes), dtype=torch.bool)
+    prior: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -95,7 +89,7 @@ def feature_runner(model: LiteSiamese, threads: Optional[int] = None) -> Callabl
 
 def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], sampler: PairSampler, count: int,
                     batch: int = 32) -> dict:
-    zs, xs, boxes, negs, kinds, exact = [], [], [], [], [], []
+    zs, xs, boxes, negs, kinds, prior = [], [], [], [], [], []
     pairs = [sampler.sample() for _ in range(count)]
     for i in range(0, count, batch):
         part = pairs[i:i + batch]
@@ -105,9 +99,10 @@ def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], sampler: Pai
         boxes.append(p.box)
         negs.append(p.negative)
         kinds.append(p.kind)
-        exact.append(p.exact)
+        prior.append(p.prior)
     return {"z": torch.cat(zs), "x": torch.cat(xs), "boxes": torch.from_numpy(np.stack(boxes)).float(),
-            "negative": torch.tensor(negs), "kinds": kinds, "exact": torch.tensor(exact)}
+            "negative": torch.tensor(negs), "kinds": kinds,
+            "prior": torch.from_numpy(np.stack(prior)).float()}
 
 
 def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler], count: int,
@@ -140,13 +135,13 @@ def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler
     return FeatureCache(
         z=torch.cat([c["z"] for c in chunks]), x=torch.cat([c["x"] for c in chunks]),
         boxes=torch.cat([c["boxes"] for c in chunks]), negative=torch.cat([c["negative"] for c in chunks]),
-        kinds=[k for c in chunks for k in c["kinds"]], exact=torch.cat([c["exact"] for c in chunks]),
+        kinds=[k for c in chunks for k in c["kinds"]],         prior=torch.cat([c["prior"] for c in chunks]),
     )
 
 
 def targets_for(family: str):
     if family == "rpn":
-        return RPNTargets(STRIDE, ANCHOR_RATIOS, ANCHOR_SCALES, SCORE_SIZE)
+        return RPNTargets(STRIDE, SCORE_SIZE)
     return BANTargets(STRIDE, SCORE_SIZE)
 
 
@@ -204,11 +199,11 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
-            labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen)
+            labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen, cache.prior[idx])
             zf = model.template_from_features(cache.z[idx].float())
             xf = model.search_from_features(cache.x[idx].float())
             cls, loc = model.correlate(zf, xf)
-            cls_loss, loc_loss = targets.loss(cls, loc, labels, goal, cache.exact[idx])
+            cls_loss, loc_loss = targets.loss(cls, loc, labels, goal)
             loss = cls_loss + loc_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
