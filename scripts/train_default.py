@@ -18,14 +18,19 @@ training) and the results, sha256 and recipe are written to weights/manifest.jso
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-import click
-import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+# OpenMP threads that spin while waiting collapse when anything else runs on the 2 cores (the
+# training stalled for minutes beside a test run); read when torch loads, so set first
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import click  # noqa: E402
+import torch  # noqa: E402
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
