@@ -93,6 +93,12 @@ MODELS: Dict[str, ModelSpec] = {
 DEFAULT_MODEL = "siamrpn"
 
 
+def is_bundled(name: Optional[str]) -> bool:
+    """Whether ``name`` is a model whose weights ship with siamcli (no --weights needed)."""
+    spec = MODELS.get(name or "")
+    return spec is not None and spec.bundled is not None
+
+
 def get_spec(name: str) -> ModelSpec:
     """The named model, or a :class:`SiamcliError` listing the known names."""
     try:

@@ -289,7 +289,7 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
 def _compare_trackers(entries, device, runtime):
     """(label, tracker) for each --compare entry: an OpenCV baseline name, MODEL=WEIGHTS, or a
     model with bundled weights (siamban, siamrpn)."""
-    from .catalog import MODELS
+    from .catalog import is_bundled
     from .eval.baselines import BASELINES, baseline_name, create_baseline
 
     out = []
@@ -300,7 +300,7 @@ def _compare_trackers(entries, device, runtime):
             out.append((spec.name, tracker))
         elif entry.lower().removeprefix("opencv_") in BASELINES:
             out.append((baseline_name(entry.lower().removeprefix("opencv_")), create_baseline(entry)))
-        elif entry in MODELS and MODELS[entry].bundled:
+        elif is_bundled(entry):
             tracker, spec = _create(entry, None, None, device, **runtime)
             out.append((spec.name, tracker))
         else:

@@ -59,12 +59,12 @@ def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads
       siamcli batch sequences/ -o out/ -m nanotrack_v2 -w nanotrackv2.pth --executor ray
     """
     from .batch import Defaults, RunOptions, read_manifest, run_batch
-    from .catalog import MODELS
+    from .catalog import is_bundled
     from .batch.executors import usable_cores
 
     if ray_address and executor != "ray":
         raise SiamcliError("--ray-address needs --executor ray")
-    if (model or config) and not weights and not (model in MODELS and MODELS[model].bundled):
+    if (model or config) and not weights and not is_bundled(model):
         raise SiamcliError(f"--model/--config {model or config} needs --weights FILE (the checkpoint to load)")
     job_list = read_manifest(manifest, Defaults(model=model, config=config, weights=weights))
     jobs = jobs or usable_cores()

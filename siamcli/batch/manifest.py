@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..catalog import DEFAULT_MODEL, MODELS
+from ..catalog import DEFAULT_MODEL, is_bundled
 from ..errors import SiamcliError
 
 REQUIRED_COLUMNS = ("video", "x", "y", "w", "h")
@@ -107,7 +107,7 @@ def _row_job(row: Dict[str, str], line: int, base: Path, defaults: Defaults) -> 
         weights = _resolve(base, weights)
     elif model == defaults.model:
         weights = defaults.weights
-    elif model in MODELS and MODELS[model].bundled:
+    elif is_bundled(model):
         weights = None  # the bundled weights
     else:
         raise ValueError(f"model {model} needs weights: add a weights column, or pass --model {model} --weights FILE")
