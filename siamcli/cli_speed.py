@@ -121,7 +121,13 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
               help="Checkpoint (.pth); default: the bundled weights of siamcli's own models.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Folder for template.onnx and search.onnx.")
-def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[str], out_dir: str) -> None:
+@click.option("--int8", "calibrate", metavar="VIDEO", type=click.Path(exists=True),
+              help="Also write search_int8.onnx: the search graph's convolutions in int8, calibrated on "
+                   "crops from this video file or image folder (measure its accuracy with `siamcli eval --onnx`).")
+@click.option("--calibration-crops", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Crops drawn for --int8 calibration.")
+def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[str], out_dir: str,
+               calibrate: Optional[str], calibration_crops: int) -> None:
     """Export MODEL with its weights to ONNX: template.onnx (template patch -> features) and
     search.onnx (search patch + template features -> cls, loc), usable for any target.
 
@@ -129,6 +135,7 @@ def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[st
     Example:
       siamcli export nanotrack_v2 -w nanotrackv2.pth -o nanotrack_onnx/
       siamcli track video.mp4 -m nanotrack_v2 --engine onnx --onnx nanotrack_onnx/template.onnx nanotrack_onnx/search.onnx
+      siamcli export siamrpn_alex_dwxcorr -w model.pth -o alex/ --int8 video.mp4
     """
     from .api import build_network, resolve_spec, resolve_weights
     from .export import export_onnx
@@ -140,5 +147,15 @@ def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[st
     load_weights(network, weights, spec.name)
     paths = export_onnx(network, out_dir, exemplar_size=spec.params.exemplar_size,
                         instance_size=spec.params.instance_size)
+    if calibrate:
+        from .engines.onnx_engine import make_session
+        from .engines.quantize import calibration_crops as crops, calibration_feeds, quantize_search, read_frames
+
+        p = spec.params
+        pairs = crops(read_frames(calibrate), calibration_crops, p.exemplar_size, p.instance_size,
+                      p.context_amount, rgb=p.input_order == "rgb")
+        feeds = calibration_feeds(make_session(paths["template"], "cpu"), pairs)
+        paths["search_int8"] = paths["search"].with_name("search_int8.onnx")
+        paths["search_int8"].write_bytes(quantize_search(paths["search"].read_bytes(), feeds))
     for kind, path in paths.items():
         click.echo(f"{kind}: {path}")

@@ -134,3 +134,59 @@ def test_export_command_with_mismatched_weights_exits_2_with_one_line(tmp_path, 
     assert done.value.code == 2
     assert err.startswith("siamcli: error: ") and "do not fit model nanotrack_v2" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.shared_data
+def test_int8_export_quantizes_the_backbone_and_keeps_the_peak(tmp_path):
+    """`siamcli export --int8`: int8 convolutions calibrated on a real video; the correlation
+    (its kernel is the template-features input) stays fp32; on real crops the score peak is
+    where the fp32 graph puts it."""
+    import onnx
+    import onnxruntime as ort
+
+    from siamcli.cli_speed import export_cmd
+    from siamcli.engines.onnx_engine import OnnxEngine
+    from siamcli.engines.quantize import dynamic_kernel_convs
+
+    video = require_shared("data", "videos", "pysot_bag.avi")
+    out = tmp_path / "onnx"
+    result = CliRunner().invoke(export_cmd, ["siamrpn", "-o", str(out), "--int8", str(video),
+                                             "--calibration-crops", "12"])
+    assert result.exit_code == 0, result.output
+    assert "search_int8:" in result.output
+    model = onnx.load(str(out / "search_int8.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") > 10
+    # the correlation Convs (kernels from the template-features input) keep their fp32 inputs
+    fp32_model = onnx.load(str(out / "search.onnx"))
+    names = dynamic_kernel_convs(fp32_model)
+    before = {n.name: list(n.input) for n in fp32_model.graph.node if n.name in names}
+    after = {n.name: list(n.input) for n in model.graph.node if n.name in names}
+    assert names and after == before
+    assert not any("DequantizeLinear" in i for inputs in after.values() for i in inputs)
+    assert sum(n.op_type == "Conv" and "DequantizeLinear" in n.input[1] for n in model.graph.node) > 10
+    assert (out / "search_int8.onnx").stat().st_size < 0.5 * (out / "search.onnx").stat().st_size
+
+    z, x = real_crops(255)
+    z, x = z[..., ::-1], x[..., ::-1]  # the bundled models take RGB
+    fp32 = OnnxEngine(out / "template.onnx", out / "search.onnx", device="cpu", threads=1)
+    int8 = OnnxEngine(out / "template.onnx", out / "search_int8.onnx", device="cpu", threads=1)
+    assert (fp32.precision, int8.precision) == ("fp32", "int8")
+    zf = fp32.template(np.ascontiguousarray(z))
+    (c32, l32), (c8, l8) = fp32.track(np.ascontiguousarray(x), zf), int8.track(np.ascontiguousarray(x), zf)
+    score32, score8 = c32[0, 1] - c32[0, 0], c8[0, 1] - c8[0, 0]
+    assert np.unravel_index(score8.argmax(), score8.shape) == np.unravel_index(score32.argmax(), score32.shape)
+    assert not np.allclose(c8, c32)  # it is a different (quantized) graph
+    assert np.corrcoef(score8.ravel(), score32.ravel())[0, 1] > 0.9
+
+
+def test_int8_export_with_an_unreadable_calibration_source_exits_2(tmp_path, capsys):
+    from siamcli.cli import main
+
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a video")
+    with pytest.raises(SystemExit) as done:
+        main(["export", "siamrpn", "-o", str(tmp_path / "o"), "--int8", str(junk)])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert err.startswith("siamcli: error: ") and len(err.strip().splitlines()) == 1

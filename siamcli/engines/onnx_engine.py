@@ -118,7 +118,9 @@ class OnnxEngine:
             )
         self._template_batch_fixed = _batch_is_fixed(self.template_session, "z")
         self.providers = self.search_session.get_providers()
-        self.precision = "fp32"
+        # a search graph from `siamcli export --int8` holds QuantizeLinear nodes (op names are plain strings)
+        quantized = b"QuantizeLinear" in (search if isinstance(search, bytes) else _read(search))
+        self.precision = "int8" if quantized else "fp32"
         self.name = "onnx-" + self.providers[0].replace("ExecutionProvider", "").lower()
 
     def template(self, patch: np.ndarray) -> List[np.ndarray]:
