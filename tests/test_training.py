@@ -104,6 +104,43 @@ def test_sampler_is_reproducible_and_makes_every_kind():
     assert box[2] > 0 and box[3] > 0 and box[0] + box[2] <= 320 and box[1] + box[3] <= 240
 
 
+def test_the_size_estimate_carries_an_error_that_the_label_measures():
+    """The search crop is sized from a noisy size estimate (the prior), so label / prior varies
+    with the apparent size; the prior's ratio to the crop is fixed, as in the tracker."""
+    src = _square_source()
+    other = Source("noise", [textured_frame(320, 240, 10, 10, 30, seed=9)])
+    sampler = PairSampler([src, other], seed=1)
+    ratios = {"still": [], "paste": []}
+    for _ in range(300):
+        p = sampler.sample()
+        if p.kind in ratios:
+            w, h = p.box[2] - p.box[0], p.box[3] - p.box[1]
+            ratios[p.kind].append((np.log(w / p.prior[0]), np.log(h / p.prior[1])))
+            # the tracker's geometry: the search side is 255/127 of the estimate's context square
+            side = np.sqrt((p.prior[0] * 1.5 + p.prior[1] * 0.5) * (p.prior[1] * 1.5 + p.prior[0] * 0.5))
+            assert side == pytest.approx(127, rel=1e-4)
+    still, paste = np.array(ratios["still"]), np.array(ratios["paste"])
+    assert len(still) > 30 and len(paste) > 30
+    # still pairs: a scale error only (width and height change together), up to 25 % either way
+    assert np.abs(still[:, 0] - still[:, 1]).max() < 1e-3
+    assert 0.1 < still[:, 0].std() and np.abs(still[:, 0]).max() <= 0.25 + 1e-3
+    # paste pairs: the shape shows its extent, so the estimate's aspect is wrong too
+    assert np.abs(paste[:, 0] - paste[:, 1]).mean() > 0.05
+
+
+def test_rpn_labels_depend_on_position_not_on_the_prior_size():
+    t = RPNTargets(16, SCORE_SIZE)
+    boxes = torch.tensor([[127 - 32, 127 - 32, 127 + 32, 127 + 32.0]])
+    gen = torch.Generator().manual_seed(0)
+    right, _ = t.assign(boxes, torch.tensor([False]), gen, torch.tensor([[64.0, 64.0]]))
+    small, delta = t.assign(boxes, torch.tensor([False]), torch.Generator().manual_seed(0),
+                            torch.tensor([[40.0, 50.0]]))
+    assert torch.equal(right, small)
+    centre = (SCORE_SIZE // 2) * SCORE_SIZE + SCORE_SIZE // 2
+    assert small[0, centre] == 1
+    assert delta[0, 2:, centre].tolist() == pytest.approx([float(np.log(64 / 40)), float(np.log(64 / 50))])
+
+
 def test_ban_labels_follow_the_ellipse_rule():
     t = BANTargets(16, SCORE_SIZE)
     boxes = torch.tensor([[127 - 40, 127 - 40, 127 + 40, 127 + 40.0], [0, 0, 0, 0.0]])

@@ -22,12 +22,19 @@ the search region, which is what the lite models predict (see ``prior``).
 Crops follow the tracker's geometry: a square context region of side
 ``sqrt((w + (w+h)/2) (h + (w+h)/2))`` resized to 127 px for the template and
 ``255/127`` times that for the search region, the outside filled with the
-frame's mean colour, then jittered in shift and scale like pysot's
-augmentation (search: up to 64 px shift, 18 % scale per axis). As in the
-tracker, the search region's size comes from the template's box (the
-previous size estimate), not from the box being looked for; that box in
-search-patch pixels is the pair's ``prior``, which the lite models' outputs
-are relative to.
+frame's mean colour. As in the tracker, the search region is square and its
+size comes from the *size estimate* (the pair's ``prior``, which the lite
+models' outputs are relative to), not from the box being looked for. The
+estimate is the template's box with a random error, as a tracker's estimate
+has one: up to 25 % in scale for every pair and, for paste pairs (whose
+shape shows its extent), up to 25 % in aspect. The label is then the true
+box over that estimate, and the only way to predict it is to measure how
+much bigger or smaller the target looks in the search region than in the
+template. (Jittering the crop's scale instead, as pysot does for its
+absolute boxes, moves the estimate with the content and teaches a relative
+head that apparent size changes mean nothing: the first models kept their
+initial size on every sequence.) The search centre is shifted by up to
+64 px.
 """
 from __future__ import annotations
 
@@ -43,7 +50,7 @@ import numpy as np
 from ..tracking.crop import context_size
 
 #: bump when sampling changes, so that cached features of older pairs are not reused
-DATA_VERSION = 3
+DATA_VERSION = 4
 EXEMPLAR = 127
 INSTANCE = 255
 #: still images from scikit-image's data folder that are photographs of real scenes
@@ -72,7 +79,7 @@ class Pair:
     box: np.ndarray
     negative: bool
     kind: str
-    #: the template box's size (w, h) in search-patch pixels: the tracker's size estimate
+    #: the size estimate (w, h) in search-patch pixels that the search crop was sized from
     prior: np.ndarray = None
 
 
@@ -292,7 +299,8 @@ class PairSampler:
 
     def __init__(self, sources: Sequence[Source], seed: int = 0, negative: float = 0.15,
                  temporal: float = 0.6, max_gap: int = 8, search_shift: float = 64.0,
-                 search_scale: float = 0.18, pasted: float = 0.5, distractor: float = 0.3) -> None:
+                 prior_scale: float = 0.25, prior_aspect: float = 0.25, pasted: float = 0.5,
+                 distractor: float = 0.3) -> None:
         if not sources:
             raise ValueError("no training sources")
         self.sources = list(sources)
@@ -301,7 +309,8 @@ class PairSampler:
         self.temporal = temporal
         self.max_gap = max_gap
         self.search_shift = search_shift
-        self.search_scale = search_scale
+        self.prior_scale = prior_scale
+        self.prior_aspect = prior_aspect
         self.pasted = pasted
         self.distractor = distractor
         weights = np.array([math.sqrt(len(s.frames)) for s in self.sources], dtype=np.float64)
@@ -324,19 +333,26 @@ class PairSampler:
                         EXEMPLAR, self._mean(frame))
         return photometric(patch, rng, blur=0.0)
 
+    def _estimate(self, box: np.ndarray, aspect: bool) -> np.ndarray:
+        """``box`` with a tracker-like size error: log-uniform scale, and aspect when ``aspect``."""
+        rng = self.rng
+        x, y, w, h = box
+        scale = math.exp(rng.uniform(-self.prior_scale, self.prior_scale))
+        stretch = math.exp(rng.uniform(-self.prior_aspect, self.prior_aspect) / 2) if aspect else 1.0
+        nw, nh = w * scale * stretch, h * scale / stretch
+        return np.array([x + (w - nw) / 2, y + (h - nh) / 2, nw, nh])
+
     def _search(self, frame: np.ndarray, box: np.ndarray, prior: np.ndarray
                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Search crop around ``box`` sized from ``prior`` (the template's box), jittered;
+        """Square search crop near ``box`` sized from ``prior`` (the size estimate), shifted;
         returns the patch, ``box`` in patch pixels and ``prior``'s size in patch pixels."""
         rng = self.rng
         x, y, w, h = box
         s_x = context_size(prior[2], prior[3], 0.5) * INSTANCE / EXEMPLAR
-        sx = s_x * math.exp(rng.uniform(-self.search_scale, self.search_scale))
-        sy = s_x * math.exp(rng.uniform(-self.search_scale, self.search_scale))
-        shift = rng.uniform(-self.search_shift, self.search_shift, size=2)
-        center = (x + w / 2 + shift[0] * sx / INSTANCE, y + h / 2 + shift[1] * sy / INSTANCE)
-        patch, forward = crop(frame, center, sx, sy, INSTANCE, self._mean(frame))
-        size = np.array([prior[2] * forward[0, 0], prior[3] * forward[1, 1]], dtype=np.float32)
+        shift = rng.uniform(-self.search_shift, self.search_shift, size=2) * s_x / INSTANCE
+        center = (x + w / 2 + shift[0], y + h / 2 + shift[1])
+        patch, forward = crop(frame, center, s_x, s_x, INSTANCE, self._mean(frame))
+        size = np.array([prior[2], prior[3]], dtype=np.float32) * np.float32(INSTANCE / s_x)
         return photometric(patch, rng), _map_box(box, forward), size
 
     def _cutout(self, side: float):
@@ -383,7 +399,7 @@ class PairSampler:
             search_bg = paste(f1, d_obj, d_alpha, int(rng.integers(0, max(1, width - dw))),
                               int(rng.integers(0, max(1, height - dh))))
         search_frame, search_box = place(search_bg, math.exp(rng.uniform(-0.15, 0.15)),
-                                         math.exp(rng.uniform(-0.08, 0.08)))
+                                         math.exp(rng.uniform(-0.15, 0.15)))
         return template_frame, template_box, search_frame, search_box
 
     def sample(self) -> Pair:
@@ -391,7 +407,7 @@ class PairSampler:
         if rng.random() < self.pasted:
             frame, box, sframe, sbox = self._paste_pair()
             template = self._template(frame, box)
-            search, target, prior = self._search(sframe, sbox, box)
+            search, target, prior = self._search(sframe, sbox, self._estimate(box, aspect=True))
             return self._finish(template, search, target, False, "paste", prior)
         source = self._source()
         t = int(rng.integers(len(source.frames)))
@@ -412,7 +428,7 @@ class PairSampler:
                 moved = follow_box(frame, source.frames[u], box) if u != t else None
                 if moved is not None:
                     kind, sframe, sbox = "temporal", source.frames[u], moved
-            search, target, prior = self._search(sframe, sbox, box)
+            search, target, prior = self._search(sframe, sbox, self._estimate(box, aspect=False))
             negative = False
         return self._finish(template, search, target, negative, kind, prior)
 

@@ -5,8 +5,10 @@ shifted to search-patch pixels (the patch centre is pixel ``(255 - 1) / 2``),
 and express boxes relative to each pair's ``prior`` (the tracker's current
 target size in the patch), as the lite models do.
 
-* SiamRPN: one anchor per position, of the prior's shape. It is positive at
-  IoU >= 0.6 with the target, negative below 0.3; at most 16 positives and 64
+* SiamRPN: one anchor per position, of the prior's shape. Its label depends on
+  its position only (the prior may be the wrong size, which the deltas are
+  there to correct): positive where the target moved onto it would overlap the
+  target at IoU >= 0.6, negative below 0.3; at most 16 positives and 64
   labels in all per pair (pysot's sampling). Loss: cross-entropy (positives and
   negatives averaged separately, half each) plus 1.2 x L1 on the deltas
   (dx/wa, dy/ha, log w/wa, log h/ha).
@@ -54,13 +56,13 @@ class RPNTargets:
         """Labels (N, S*S) in {1, 0, -1 (ignored)} and delta targets (N, 4, S*S)."""
         px, py = self.points
         aw, ah = prior[:, 0:1], prior[:, 1:2]
-        ax1, ay1, ax2, ay2 = px - aw / 2, py - ah / 2, px + aw / 2, py + ah / 2
         x1, y1, x2, y2 = (boxes[:, i:i + 1] for i in range(4))
-        iw = (torch.minimum(ax2, x2) - torch.maximum(ax1, x1)).clamp(min=0)
-        ih = (torch.minimum(ay2, y2) - torch.maximum(ay1, y1)).clamp(min=0)
+        # the IoU of the target with itself shifted to each position: labels by position alone
+        bw, bh = (x2 - x1).clamp(min=1e-3), (y2 - y1).clamp(min=1e-3)
+        iw = (bw - (px - (x1 + x2) / 2).abs()).clamp(min=0)
+        ih = (bh - (py - (y1 + y2) / 2).abs()).clamp(min=0)
         inter = iw * ih
-        union = aw * ah + (x2 - x1) * (y2 - y1) - inter
-        iou = inter / union.clamp(min=1e-6)
+        iou = inter / (2 * bw * bh - inter)
         labels = torch.full(iou.shape, -1, dtype=torch.long)
         for n in range(len(boxes)):
             if negative[n]:
