@@ -212,6 +212,23 @@ def test_training_lowers_the_loss_and_resumes_to_the_same_weights(tmp_path, fami
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
 
 
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    """A finished 6-epoch checkpoint must not stand in for a 2-epoch run with the same file name."""
+    cache = _tiny_cache()
+    ckpt = tmp_path / "same_name.ckpt"
+    torch.manual_seed(0)
+    train_head(LiteSiamese("rpn"), cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=ckpt)
+    torch.manual_seed(0)
+    short = LiteSiamese("rpn")
+    train_head(short, cache, epochs=2, batch=32, lr=1e-3, seed=1, checkpoint=ckpt)
+    torch.manual_seed(0)
+    fresh = LiteSiamese("rpn")
+    train_head(fresh, cache, epochs=2, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "fresh.ckpt")
+    for (k, a), b in zip(fresh.state_dict().items(), short.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+    assert torch.load(ckpt, weights_only=False)["recipe"]["epochs"] == 2
+
+
 def test_feature_cache_reuses_chunks_already_on_disk(tmp_path):
     model = LiteSiamese("ban").eval()
     sources = [_square_source(3)]

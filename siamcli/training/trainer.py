@@ -155,7 +155,9 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
     """Train ``model``'s neck and head on cached features; resume from ``checkpoint``.
 
     ``stop_after`` ends the run after that many epochs (as an interruption would);
-    a later call with the same arguments continues it.
+    a later call with the same arguments continues it. A checkpoint written with other
+    settings (epochs, batch, lr, seed, weight decay, number of pairs) is not resumed: the
+    run starts over and replaces it.
 
     Adam with a one-epoch linear warm-up and cosine decay; the checkpoint (model,
     optimiser, epoch, generator state) is written after every epoch. Returns the
@@ -172,8 +174,12 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
     gen = torch.Generator().manual_seed(seed)
     first_epoch = 0
     last: Dict[str, float] = {}
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+    recipe = {"family": family, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed,
+              "weight_decay": weight_decay, "pairs": len(cache)}
+    state = torch.load(checkpoint, weights_only=False) if checkpoint.is_file() else None
+    if state is not None and state.get("recipe") != recipe:
+        state = None  # another run's checkpoint: resuming it would return that run's model
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
@@ -217,7 +223,7 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
         last = {k: v / steps_per_epoch for k, v in sums.items()}
         tmp = checkpoint.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                    "epoch": epoch + 1, "losses": last}, tmp)
+                    "epoch": epoch + 1, "losses": last, "recipe": recipe}, tmp)
         tmp.replace(checkpoint)
     model.eval()
     return last
