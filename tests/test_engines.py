@@ -163,6 +163,23 @@ def test_onnx_engine_rejects_mismatched_graphs(alex, nanotrack):
         OnnxEngine(alex_t, nano_s, device="cpu")
 
 
+def test_onnx_engine_loads_a_multi_level_export_whose_template_sizes_are_symbolic():
+    """The l234 models crop their template features with a Slice, which the exporter leaves with
+    symbolic sizes; the search graph declares them 7x7. The pair must still load and run."""
+    torch.manual_seed(0)
+    model = build_model("siamrpn_mobilev2_l234_dwxcorr").eval()
+    template, search = export_onnx_bytes(model)
+    engine = OnnxEngine(template, search, device="cpu", threads=2)
+    z, x = real_crops(255)
+    cls, loc = engine.track(x, engine.template(z))
+    with torch.no_grad():
+        want_cls, want_loc = model.forward(torch.from_numpy(np.ascontiguousarray(z.transpose(2, 0, 1)[None],
+                                                                                 dtype=np.float32)),
+                                           torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None],
+                                                                                 dtype=np.float32)))
+    assert relative_error(cls, want_cls.numpy()) < 1e-4 and relative_error(loc, want_loc.numpy()) < 1e-4
+
+
 def test_onnx_engine_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(SiamcliError, match="ONNX file not found"):
         OnnxEngine(tmp_path / "template.onnx", tmp_path / "search.onnx", device="cpu")

@@ -89,6 +89,13 @@ def _sample(zf: Sequence[np.ndarray], i: int) -> List[np.ndarray]:
     return [a[i:i + 1] if a.shape[0] > 1 else a for a in zf]
 
 
+def _shapes_fit(made: Sequence, taken: Sequence) -> bool:
+    """Whether declared shapes agree where both are known (a symbolic dimension fits any size:
+    the exporter leaves some template-feature sizes symbolic, e.g. after a crop's Slice)."""
+    return len(made) == len(taken) and all(
+        a == b or not isinstance(a, int) or not isinstance(b, int) for a, b in zip(made, taken))
+
+
 def _batch_is_fixed(session, name: str) -> bool:
     shape = next(i.shape for i in session.get_inputs() if i.name == name)
     return isinstance(shape[0], int)
@@ -111,7 +118,7 @@ class OnnxEngine:
         made = {o.name: o.shape[1:] for o in self.template_session.get_outputs()}
         taken = {i.name: i.shape[1:] for i in self.search_session.get_inputs()}
         if search_inputs[:1] != ["x"] or sorted(search_inputs[1:]) != sorted(self.zf_names) or any(
-                made[n] != taken[n] for n in self.zf_names):
+                not _shapes_fit(made[n], taken[n]) for n in self.zf_names):
             raise SiamcliError(
                 f"the search graph's inputs {search_inputs} do not match the template graph's outputs "
                 f"{self.zf_names}: give the template.onnx and search.onnx of one `siamcli export`"
