@@ -29,7 +29,10 @@ def bench_table(result: dict) -> Table:
     """The stage medians of a :func:`siamcli.bench.bench` result (and its baseline) as a rich table."""
     base = result.get("baseline") or {}
     title = f"{result['model']} on {Path(result['source']).name}: {result['frames']} frames"
-    table = Table("stage (median ms)", result["engine"], title=title)
+    engine = result["engine"]
+    if result.get("precision") not in (None, "fp32"):
+        engine = f"{engine} {result['precision']}"
+    table = Table("stage (median ms)", engine, title=title)
     has_base = bool(base) and "skipped" not in base
     if has_base:
         table.add_column(base["name"])

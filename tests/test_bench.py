@@ -71,3 +71,12 @@ def test_unreadable_source_is_a_user_error(tmp_path):
 
 def test_default_box_is_centred_and_a_quarter_of_the_frame():
     assert default_box((240, 320, 3)) == (120.0, 90.0, 80.0, 60.0)
+
+
+def test_bench_table_names_a_reduced_precision_beside_the_engine():
+    result = {"model": "siamrpn_alex_dwxcorr", "source": "seqs/otb_Crossing", "frames": 10, "engine": "onnx-cpu",
+              "precision": "int8", "stages_ms": {"network": 15.0, "total": 16.0}, "fps": 62.5}
+    headers = [c.header for c in bench_table(result).columns]
+    assert headers == ["stage (median ms)", "onnx-cpu int8"]
+    result["precision"] = "fp32"
+    assert [c.header for c in bench_table(result).columns][1] == "onnx-cpu"
