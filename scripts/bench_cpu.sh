@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `siamcli bench` of every model on this CPU, each with its baseline in the same process
+# (cv2.TrackerNano for nanotrack_v2; eager fp32 torch on one thread for the others).
+#
+#   scripts/bench_cpu.sh OUT_DIR [SOURCE]
+#
+# Engine: auto (measured at start among accuracy-verified options) for every model, plus
+# siamrpn_alex_dwxcorr on its int8 export (scripts/bench_int8.sh writes it; skipped if absent:
+# INT8_DIR, default OUT_DIR/../int8/siamrpn_alex_dwxcorr). Zoo models run with random weights of the
+# published shapes (their checkpoints cannot be downloaded here); speed does not depend on the values.
+set -u
+OUT=${1:?usage: scripts/bench_cpu.sh OUT_DIR [SOURCE]}
+cd "$(dirname "$0")/.." || exit 1
+SHARED=${SHARED:-../shared}
+SOURCE=${2:-$SHARED/data/seqs/otb_Crossing}
+SIAMCLI=${SIAMCLI:-.venv/bin/siamcli}
+PY=${PYTHON:-.venv/bin/python}
+INT8_DIR=${INT8_DIR:-$OUT/../int8/siamrpn_alex_dwxcorr}
+export OMP_WAIT_POLICY=PASSIVE
+mkdir -p "$OUT/weights"
+"$PY" - "$OUT/weights" <<'EOF'
+import sys, torch
+from siamcli.models.registry import build_model
+for name in ("siamrpn_mobilev2_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr", "siamban_r50_l234"):
+    torch.manual_seed(0)
+    torch.save(build_model(name).state_dict(), f"{sys.argv[1]}/{name}.pth")
+EOF
+ALEX=$SHARED/reference/parity/siamrpn_alex_dwxcorr_random.pth
+run() {  # name, frames, options...
+  local name=$1 frames=$2; shift 2
+  echo "== $name"
+  "$SIAMCLI" bench "$SOURCE" -n "$frames" --json "$OUT/$name.json" "$@" || echo "   $name failed"
+}
+run siamrpn 120 -m siamrpn
+run siamban 120 -m siamban
+run nanotrack_v2 120 -m nanotrack_v2 -w "$SHARED/data/weights/nanotrack/v2/nanotrackv2.pth"
+run siamrpn_alex_dwxcorr 60 -m siamrpn_alex_dwxcorr -w "$ALEX"
+if [ -f "$INT8_DIR/search_int8.onnx" ]; then
+  run siamrpn_alex_dwxcorr-int8 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine onnx \
+    --onnx "$INT8_DIR/template.onnx" "$INT8_DIR/search_int8.onnx"
+fi
+run siamrpn_mobilev2_l234_dwxcorr 20 -m siamrpn_mobilev2_l234_dwxcorr -w "$OUT/weights/siamrpn_mobilev2_l234_dwxcorr.pth"
+for m in siamrpn_r50_l234_dwxcorr siamban_r50_l234; do
+  run "$m" 12 -m "$m" -w "$OUT/weights/$m.pth"
+done
