@@ -249,7 +249,8 @@ def bench(
     """
     from .api import create_tracker, resolve_spec, resolve_weights
 
-    if not onnx_files:
+    if not onnx_files or (weights is None and resolve_spec(model, config).bundled):
+        # the network's weights; with ONNX files only a bundled model's, for the baseline
         weights = resolve_weights(resolve_spec(model, config), weights)
     frames, gt, count = open_source(source, max_frames)
     if count and count < 2:

@@ -80,3 +80,19 @@ def test_bench_table_names_a_reduced_precision_beside_the_engine():
     assert headers == ["stage (median ms)", "onnx-cpu int8"]
     result["precision"] = "fp32"
     assert [c.header for c in bench_table(result).columns][1] == "onnx-cpu"
+
+
+def test_a_bundled_model_on_onnx_files_still_gets_its_torch_baseline(tmp_path, synthetic_video):
+    from siamcli.api import build_network, resolve_spec, resolve_weights
+    from siamcli.export import export_onnx
+    from siamcli.models.checkpoint import load_weights
+
+    spec = resolve_spec("siamrpn")
+    net = build_network(spec)
+    load_weights(net, resolve_weights(spec, None), spec.name)
+    paths = export_onnx(net, tmp_path / "onnx")
+    result = bench("siamrpn", synthetic_video, engine="onnx", device="cpu", init_box=(40, 30, 40, 40), max_frames=4,
+                   onnx_files=[paths["template"], paths["search"]])
+    base = result["baseline"]
+    assert "skipped" not in base and base["fps"] > 0
+    assert result["speedup"] == pytest.approx(result["fps"] / base["fps"], rel=0.02)
