@@ -249,9 +249,10 @@ def bench(
     """
     from .api import create_tracker, resolve_spec, resolve_weights
 
-    if not onnx_files or (weights is None and resolve_spec(model, config).bundled):
+    spec = resolve_spec(model, config)
+    if not onnx_files or (weights is None and spec.bundled):
         # the network's weights; with ONNX files only a bundled model's, for the baseline
-        weights = resolve_weights(resolve_spec(model, config), weights)
+        weights = resolve_weights(spec, weights)
     frames, gt, count = open_source(source, max_frames)
     if count and count < 2:
         raise SiamcliError(f"{source} has {count} frame; the benchmark needs at least 2")

@@ -37,9 +37,10 @@ _BAN = TrackerParams(family="ban")
 # is 0.89-0.98 and the first blacked frame scores 0.87-0.88. v1 and v3 share the v2 values.
 # siamcli's own models (siamcli.models.lite): stride 16, 11x11 score map, RGB input, boxes
 # relative to the current target size (one anchor of that shape for SiamRPN). lr, penalty_k and
-# window influence per model were chosen by scripts/tune_tracker.py on 12 synthetic sequences
+# window influence per model were chosen by scripts/tune_tracker.py on synthetic sequences
 # (training sources, unseen seeds), not on the real sequences of shared/data/seqs; the size
-# learning rate mattered most (0.1 best of 0.0-0.4), penalty and window hardly.
+# learning rate mattered most (0.1 best, for the first and the current weights), penalty and
+# window hardly (weights/manifest.json records the grid).
 _LITE = TrackerParams(stride=16, base_size=2, input_order="rgb", box_units="target",
                       anchor_ratios=(1.0,), anchor_scales=(1.0,),
                       window_influence=0.490, penalty_k=0.150, lr=0.385)
@@ -89,7 +90,7 @@ MODELS: Dict[str, ModelSpec] = {
 
 
 #: the model used when none is named: the bundled model that measured better on shared/data/seqs
-#: (mean IoU 0.608 against siamban's 0.597; weights/README.md)
+#: (mean IoU 0.666 against siamban's 0.624; weights/README.md)
 DEFAULT_MODEL = "siamrpn"
 
 

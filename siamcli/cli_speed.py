@@ -151,14 +151,9 @@ def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[st
     paths = export_onnx(network, out_dir, exemplar_size=spec.params.exemplar_size,
                         instance_size=spec.params.instance_size)
     if calibrate:
-        from .engines.onnx_engine import make_session
-        from .engines.quantize import calibration_crops as crops, calibration_feeds, quantize_search, read_frames
+        from .engines.quantize import write_int8_search
 
-        p = spec.params
-        pairs = crops(read_frames(calibrate), calibration_crops, p.exemplar_size, p.instance_size,
-                      p.context_amount, rgb=p.input_order == "rgb")
-        feeds = calibration_feeds(make_session(paths["template"], "cpu"), pairs)
-        paths["search_int8"] = paths["search"].with_name("search_int8.onnx")
-        paths["search_int8"].write_bytes(quantize_search(paths["search"].read_bytes(), feeds))
+        paths["search_int8"] = write_int8_search(paths["template"], paths["search"], spec.params, calibrate,
+                                                 calibration_crops)
     for kind, path in paths.items():
         click.echo(f"{kind}: {path}")

@@ -111,6 +111,7 @@ class OnnxEngine:
 
     def __init__(self, template: Source, search: Source, device: Optional[str] = None,
                  threads: Optional[int] = None) -> None:
+        search = search if isinstance(search, bytes) else _read(search)  # read once: session and precision
         self.template_session = make_session(template, device, threads)
         self.search_session = make_session(search, device, threads)
         self.zf_names = [o.name for o in self.template_session.get_outputs()]
@@ -126,8 +127,7 @@ class OnnxEngine:
         self._template_batch_fixed = _batch_is_fixed(self.template_session, "z")
         self.providers = self.search_session.get_providers()
         # a search graph from `siamcli export --int8` holds QuantizeLinear nodes (op names are plain strings)
-        quantized = b"QuantizeLinear" in (search if isinstance(search, bytes) else _read(search))
-        self.precision = "int8" if quantized else "fp32"
+        self.precision = "int8" if b"QuantizeLinear" in search else "fp32"
         self.name = "onnx-" + self.providers[0].replace("ExecutionProvider", "").lower()
 
     def template(self, patch: np.ndarray) -> List[np.ndarray]:

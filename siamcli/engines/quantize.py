@@ -125,3 +125,17 @@ def read_frames(source: str, limit: int = 32, every: int = 5) -> List[np.ndarray
     if not frames:
         raise SiamcliError(f"no frame could be read from {source} to calibrate on")
     return frames
+
+
+def write_int8_search(template: Path, search: Path, params, source: str, count: int = 64) -> Path:
+    """Quantize ``search`` (an exported search graph), calibrated on ``count`` crops of ``source``
+    taken with the tracker ``params``' geometry and channel order; writes and returns
+    ``search_int8.onnx`` beside it."""
+    from .onnx_engine import make_session
+
+    pairs = calibration_crops(read_frames(source), count, params.exemplar_size, params.instance_size,
+                              params.context_amount, rgb=params.input_order == "rgb")
+    feeds = calibration_feeds(make_session(template, "cpu"), pairs)
+    out = Path(search).with_name("search_int8.onnx")
+    out.write_bytes(quantize_search(Path(search).read_bytes(), feeds))
+    return out
