@@ -18,13 +18,7 @@ PY=${PYTHON:-.venv/bin/python}
 INT8_DIR=${INT8_DIR:-$OUT/../int8/siamrpn_alex_dwxcorr}
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT/weights"
-"$PY" - "$OUT/weights" <<'EOF'
-import sys, torch
-from siamcli.models.registry import build_model
-for name in ("siamrpn_mobilev2_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr", "siamban_r50_l234"):
-    torch.manual_seed(0)
-    torch.save(build_model(name).state_dict(), f"{sys.argv[1]}/{name}.pth")
-EOF
+"$PY" scripts/random_weights.py "$OUT/weights" siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234
 ALEX=$SHARED/reference/parity/siamrpn_alex_dwxcorr_random.pth
 run() {  # name, frames, options...
   local name=$1 frames=$2; shift 2

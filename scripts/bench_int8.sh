@@ -20,13 +20,7 @@ SEQ=$SHARED/data/seqs/otb_Crossing
 CALIB=$SHARED/data/videos/opencv_Megamind.avi
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT/weights"
-"$PY" - "$OUT/weights" <<'EOF'
-import sys, torch
-from siamcli.models.registry import build_model
-for name in ("siamrpn_r50_l234_dwxcorr", "siamban_r50_l234"):
-    torch.manual_seed(0)
-    torch.save(build_model(name).state_dict(), f"{sys.argv[1]}/{name}.pth")
-EOF
+"$PY" scripts/random_weights.py "$OUT/weights" siamrpn_r50_l234_dwxcorr siamban_r50_l234
 weights_for() {
   case $1 in
     siamrpn|siamban) echo "" ;;

@@ -15,13 +15,7 @@ PY=${PYTHON:-python3}
 cd "$(dirname "$0")/.." || exit 1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$OUT" /tmp/gpu_weights /tmp/gpu_bench
-"$PY" - <<'EOF'
-import torch
-from siamcli.models.registry import build_model
-for name in ("siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr", "siamban_r50_l234"):
-    torch.manual_seed(0)
-    torch.save(build_model(name).state_dict(), f"/tmp/gpu_weights/{name}.pth")
-EOF
+"$PY" scripts/random_weights.py /tmp/gpu_weights siamrpn_alex_dwxcorr siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234
 cp "$DATA/nanotrackv2.pth" /tmp/gpu_weights/nanotrack_v2.pth
 cp weights/siamban.pth weights/siamrpn.pth /tmp/gpu_weights/
 BENCH_OUT=/tmp/gpu_bench timeout 400 bash scripts/gpu_bench.sh "$DATA/seqs/vot16_bag" /tmp/gpu_weights "${FRAMES:-150}"
