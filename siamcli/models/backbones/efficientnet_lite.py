@@ -48,6 +48,9 @@ class MBConv(nn.Module):
     """Inverted bottleneck: [1x1 expand, BN, ReLU6], kxk depthwise, BN, ReLU6, 1x1 project, BN
     (+ identity when shapes allow)."""
 
+    #: each BN applied straight to its conv's output (see siamcli.engines.fusion)
+    CONV_BN_PAIRS = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
         super().__init__()
         hidden = cin * expand
@@ -88,6 +91,8 @@ class EfficientNetLite(nn.Module):
     ``forward`` returns the last block's feature map (stride 16, 112 channels
     for ``last_block=10``).
     """
+
+    CONV_BN_PAIRS = (("_conv_stem", "_bn0"),)
 
     def __init__(self, last_block: int = 10) -> None:
         super().__init__()

@@ -28,6 +28,9 @@ EXPANSION = 4
 class Bottleneck(nn.Module):
     """1x1 -> 3x3 (stride or dilation) -> 1x1 residual block, widening by 4."""
 
+    #: each BN applied straight to its conv's output (see siamcli.engines.fusion)
+    CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
+
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: Optional[nn.Module] = None) -> None:
         super().__init__()
@@ -55,6 +58,8 @@ class Bottleneck(nn.Module):
 
 class ResNetAtrous(nn.Module):
     """Bottleneck ResNet with output stride 8 (see module docstring)."""
+
+    CONV_BN_PAIRS = (("conv1", "bn1"),)
 
     def __init__(self, blocks: Sequence[int] = (3, 4, 6, 3),
                  used_layers: Sequence[int] = (2, 3, 4)) -> None:
