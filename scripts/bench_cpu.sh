@@ -8,6 +8,9 @@
 # siamrpn_alex_dwxcorr on its int8 export (scripts/bench_int8.sh writes it; skipped if absent:
 # INT8_DIR, default OUT_DIR/../int8/siamrpn_alex_dwxcorr). Zoo models run with random weights of the
 # published shapes (their checkpoints cannot be downloaded here); speed does not depend on the values.
+# The zoo models also run on torch bf16 (channels-last, oneDNN on AMX where the CPU has it), asked for
+# explicitly: their accuracy in bf16 cannot be verified without the real checkpoints.
+# ONLY=REGEX runs only the rows whose name matches (e.g. ONLY='alex|r50').
 set -u
 OUT=${1:?usage: scripts/bench_cpu.sh OUT_DIR [SOURCE]}
 cd "$(dirname "$0")/.." || exit 1
@@ -20,8 +23,10 @@ export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT/weights"
 "$PY" scripts/random_weights.py "$OUT/weights" siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234
 ALEX=$SHARED/reference/parity/siamrpn_alex_dwxcorr_random.pth
+ONLY=${ONLY:-.}
 run() {  # name, frames, options...
   local name=$1 frames=$2; shift 2
+  [[ $name =~ $ONLY ]] || return 0
   echo "== $name"
   "$SIAMCLI" bench "$SOURCE" -n "$frames" --json "$OUT/$name.json" "$@" || echo "   $name failed"
 }
@@ -29,11 +34,13 @@ run siamrpn 120 -m siamrpn
 run siamban 120 -m siamban
 run nanotrack_v2 120 -m nanotrack_v2 -w "$SHARED/data/weights/nanotrack/v2/nanotrackv2.pth"
 run siamrpn_alex_dwxcorr 60 -m siamrpn_alex_dwxcorr -w "$ALEX"
+run siamrpn_alex_dwxcorr-bf16 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine torch --precision bf16
 if [ -f "$INT8_DIR/search_int8.onnx" ]; then
   run siamrpn_alex_dwxcorr-int8 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine onnx \
     --onnx "$INT8_DIR/template.onnx" "$INT8_DIR/search_int8.onnx"
 fi
-run siamrpn_mobilev2_l234_dwxcorr 20 -m siamrpn_mobilev2_l234_dwxcorr -w "$OUT/weights/siamrpn_mobilev2_l234_dwxcorr.pth"
-for m in siamrpn_r50_l234_dwxcorr siamban_r50_l234; do
-  run "$m" 12 -m "$m" -w "$OUT/weights/$m.pth"
+for m in siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234; do
+  frames=12; [ "$m" = siamrpn_mobilev2_l234_dwxcorr ] && frames=20
+  run "$m" $frames -m "$m" -w "$OUT/weights/$m.pth"
+  run "$m-bf16" $frames -m "$m" -w "$OUT/weights/$m.pth" --engine torch --precision bf16
 done

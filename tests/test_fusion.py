@@ -74,6 +74,9 @@ def test_the_optimised_engine_matches_the_plain_one_and_runs_channels_last():
     assert count_batch_norms(fast.model) == 0 and count_batch_norms(model) > 0
     bf16 = TorchEngine(model, device="cpu", precision="bf16")
     assert bf16.channels_last and count_batch_norms(bf16.model) > 0  # folding is for fp32 only
+    # the engines work on copies: the caller's network keeps its layout (plain engines share it)
+    weight = next(p for p in model.parameters() if p.dim() == 4)
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
     rng = np.random.default_rng(0)
     z = rng.integers(0, 256, (127, 127, 3), dtype=np.uint8)
     x = rng.integers(0, 256, (2, 287, 287, 3), dtype=np.uint8)  # two targets, one template each

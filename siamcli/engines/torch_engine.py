@@ -15,6 +15,7 @@ stacks the features of several single-target templates into one batch.
 """
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -89,11 +90,13 @@ class TorchEngine:
         self.precision = precision
         self.threads = threads
         self.cuda_graphs = cuda_graphs
-        if optimize and precision == "fp32":
-            # a folded copy (the caller's network is left as it is). Not under bf16/fp16: the
-            # folded weights lose more when rounded (NanoTrack's bf16 loc error went from 5 % to
-            # 11 % of fp32's), and the recorded accuracy checks are of unfolded networks
-            model = fold_batch_norms(model)
+        if optimize:
+            # a copy: folding and memory-format changes are made in place, and the caller's
+            # network (possibly shared with other engines) must stay as it is. BNs are folded
+            # in fp32 only: under bf16/fp16 the folded weights lose more when rounded
+            # (NanoTrack's bf16 loc error went from 5 % to 11 % of fp32's), and the recorded
+            # accuracy checks are of unfolded networks
+            model = fold_batch_norms(model) if precision == "fp32" else copy.deepcopy(model)
         self.model = model.eval().to(self.device)
         if channels_last is None:
             channels_last = optimize and self.device.type == "cpu"
