@@ -30,10 +30,10 @@ from siamcli.engines.torch_engine import TorchEngine  # noqa: E402
 from siamcli.models.registry import build_model  # noqa: E402
 
 VARIANTS = {
-    "fp32 plain": dict(precision="fp32", optimize=False),
-    "fp32 folded+CL": dict(precision="fp32", optimize=True),
-    "bf16 plain": dict(precision="bf16", optimize=False),
-    "bf16 CL": dict(precision="bf16", optimize=True),
+    "fp32 plain": dict(precision="fp32"),
+    "fp32 folded+CL": dict(precision="fp32", fold_bn=True, channels_last=True),
+    "bf16 plain": dict(precision="bf16", channels_last=False),
+    "bf16 CL": dict(precision="bf16"),
 }
 
 

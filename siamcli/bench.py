@@ -307,7 +307,7 @@ def _baseline(spec, weights, config, frames, box, warmup, gt, baseline_onnx) -> 
         before = torch.get_num_threads()
         try:
             torch.set_num_threads(1)
-            tracker = SiameseTracker(TorchEngine(network, device="cpu", optimize=False), spec.params)
+            tracker = SiameseTracker(TorchEngine(network, device="cpu"), spec.params)
             out = run_tracker(tracker, frames, box, warmup)
         finally:
             torch.set_num_threads(before)

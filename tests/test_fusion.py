@@ -65,16 +65,17 @@ def test_a_batch_norm_that_does_not_follow_a_conv_is_kept():
         assert rel(folded(x), model(x)) < 1e-5
 
 
-def test_the_optimised_engine_matches_the_plain_one_and_runs_channels_last():
+def test_the_folded_channels_last_engine_matches_the_plain_one():
     torch.manual_seed(0)
     model = with_random_statistics(build_model("siamrpn_alex_dwxcorr"))
-    plain = TorchEngine(model, device="cpu", optimize=False)
-    fast = TorchEngine(model, device="cpu")
-    assert fast.channels_last and not plain.channels_last
+    plain = TorchEngine(model, device="cpu")
+    fast = TorchEngine(model, device="cpu", fold_bn=True, channels_last=True)
+    assert fast.channels_last and not plain.channels_last  # plain fp32 keeps the reference numerics
+    assert plain.model is model  # nothing to change: no copy
     assert count_batch_norms(fast.model) == 0 and count_batch_norms(model) > 0
     bf16 = TorchEngine(model, device="cpu", precision="bf16")
-    assert bf16.channels_last and count_batch_norms(bf16.model) > 0  # folding is for fp32 only
-    # the engines work on copies: the caller's network keeps its layout (plain engines share it)
+    assert bf16.channels_last and count_batch_norms(bf16.model) > 0  # bf16 on a CPU: channels-last, unfolded
+    # the engines work on copies: the caller's network keeps its layout (the plain engine runs it)
     weight = next(p for p in model.parameters() if p.dim() == 4)
     assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
     rng = np.random.default_rng(0)
