@@ -9,7 +9,8 @@
 # INT8_DIR, default OUT_DIR/../int8/siamrpn_alex_dwxcorr). Zoo models run with random weights of the
 # published shapes (their checkpoints cannot be downloaded here); speed does not depend on the values.
 # The zoo models also run on torch bf16 (channels-last, oneDNN on AMX where the CPU has it), asked for
-# explicitly: their accuracy in bf16 cannot be verified without the real checkpoints.
+# explicitly: their accuracy in bf16 cannot be verified without the real checkpoints; and once more with
+# --compile (torch.compile of the search branch, compiled during the warm-up frames).
 # ONLY=REGEX runs only the rows whose name matches (e.g. ONLY='alex|r50').
 set -u
 OUT=${1:?usage: scripts/bench_cpu.sh OUT_DIR [SOURCE]}
@@ -35,6 +36,7 @@ run siamban 120 -m siamban
 run nanotrack_v2 120 -m nanotrack_v2 -w "$SHARED/data/weights/nanotrack/v2/nanotrackv2.pth"
 run siamrpn_alex_dwxcorr 60 -m siamrpn_alex_dwxcorr -w "$ALEX"
 run siamrpn_alex_dwxcorr-bf16 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine torch --precision bf16
+run siamrpn_alex_dwxcorr-bf16-compiled 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine torch --precision bf16 --compile
 if [ -f "$INT8_DIR/search_int8.onnx" ]; then
   run siamrpn_alex_dwxcorr-int8 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine onnx \
     --onnx "$INT8_DIR/template.onnx" "$INT8_DIR/search_int8.onnx"
@@ -43,4 +45,5 @@ for m in siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234
   frames=12; [ "$m" = siamrpn_mobilev2_l234_dwxcorr ] && frames=20
   run "$m" $frames -m "$m" -w "$OUT/weights/$m.pth"
   run "$m-bf16" $frames -m "$m" -w "$OUT/weights/$m.pth" --engine torch --precision bf16
+  run "$m-bf16-compiled" $frames -m "$m" -w "$OUT/weights/$m.pth" --engine torch --precision bf16 --compile
 done

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Torch engine variants side by side: plain eager vs BatchNorms folded + channels-last, fp32 and bf16.
+"""Torch engine variants side by side: plain eager vs BatchNorms folded + channels-last, fp32 and bf16,
+and bf16 with the search branch compiled (``--compile``).
 
     .venv/bin/python scripts/bench_layouts.py [--models a,b] [--rounds 5] [--calls 4] [--json OUT]
 
@@ -34,6 +35,7 @@ VARIANTS = {
     "fp32 folded+CL": dict(precision="fp32", fold_bn=True, channels_last=True),
     "bf16 plain": dict(precision="bf16", channels_last=False),
     "bf16 CL": dict(precision="bf16"),
+    "bf16 CL compiled": dict(precision="bf16", compile=True),
 }
 
 
@@ -56,7 +58,8 @@ def main(models, rounds, calls, threads, json_out):
         engines = {label: TorchEngine(network, device="cpu", **opts) for label, opts in VARIANTS.items()}
         feats = {label: e.template(z) for label, e in engines.items()}
         for label, e in engines.items():
-            e.track(x, feats[label])  # warm-up (oneDNN primitive creation)
+            e.track(x, feats[label])  # warm-up (oneDNN primitive creation; compilation)
+            e.track(x, feats[label])
         times = {label: [] for label in engines}
         for _ in range(rounds):
             for label, e in engines.items():

@@ -82,6 +82,7 @@ def create_tracker(
     threads: Optional[int] = None,
     onnx_files: Optional[Sequence[PathLike]] = None,
     cuda_graphs: bool = False,
+    compile: bool = False,
 ) -> Tuple[SiameseTracker, ModelSpec]:
     """A tracker for ``model`` (or ``config``) with ``weights`` loaded, on ``device``.
 
@@ -91,13 +92,16 @@ def create_tracker(
     ``onnx_files`` runs two ONNX files instead of the checkpoint: the
     ``template.onnx`` + ``search.onnx`` of ``siamcli export``, or NanoTrack's
     backbone + head pair; ``weights`` are then not needed. ``threads`` sets the
-    runtime's intra-op thread count.
+    runtime's intra-op thread count. ``compile`` compiles the torch engine's search
+    branch (see :class:`siamcli.engines.torch_engine.TorchEngine`).
     """
     from .engines.factory import make_engine
 
     spec = resolve_spec(model, config)
     engine = engine or ("onnx" if onnx_files else "torch")
     precision = precision or "fp32"
+    if onnx_files and compile:
+        raise SiamcliError("--compile applies to the torch engine, not to ONNX files")
     if onnx_files:
         runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
                              onnx_files=onnx_files)
@@ -109,5 +113,5 @@ def create_tracker(
     load_weights(network, weights, spec.name)
     network.spec_name = spec.name  # lets make_engine find the model's accuracy checks
     runner = make_engine(network, engine=engine, precision=precision, device=device, threads=threads,
-                         cuda_graphs=cuda_graphs, instance_size=spec.params.instance_size)
+                         cuda_graphs=cuda_graphs, instance_size=spec.params.instance_size, compile=compile)
     return SiameseTracker(runner, spec.params), spec

@@ -233,6 +233,7 @@ def bench(
     threads: Optional[int] = None,
     onnx_files: Optional[Sequence[PathLike]] = None,
     cuda_graphs: bool = False,
+    compile: bool = False,
     init_box: Optional[Sequence[float]] = None,
     max_frames: Optional[int] = None,
     warmup: int = 2,
@@ -263,7 +264,7 @@ def bench(
             init_box = default_box(next(frames()).shape)
     tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
                                    precision=precision, threads=threads, onnx_files=onnx_files,
-                                   cuda_graphs=cuda_graphs)
+                                   cuda_graphs=cuda_graphs, compile=compile)
     result: Dict[str, Any] = {
         "model": spec.name, "source": str(source), "engine": tracker.engine.name,
         "precision": getattr(tracker.engine, "precision", None), "threads": threads,

@@ -105,6 +105,9 @@ def _engine_options(fn):
         click.option("--onnx", "onnx_files", nargs=2, type=click.Path(dir_okay=False), metavar="A.onnx B.onnx",
                      help="Run two ONNX files instead of --weights: template.onnx search.onnx from "
                           "`siamcli export`, or NanoTrack's backbone.onnx head.onnx."),
+        click.option("--compile", "compile_", is_flag=True,
+                     help="torch engine: compile the search branch (torch.compile, weights packed once). "
+                          "The first frames take seconds to compile, then each frame is faster; needs a C++ compiler."),
         click.option("--crop", type=click.Choice(["reference", "fast"]), default="reference", show_default=True,
                      help="reference: the published trackers' padded crop; fast: the same inside the frame, one "
                           "warp across its border (a few grey levels apart there, cheaper for large targets)."),
@@ -132,13 +135,14 @@ def _several(box) -> bool:
     return box is not None and isinstance(box, list)
 
 
-def _create(model, config, weights, device, engine, precision, threads, onnx_files, crop):
+def _create(model, config, weights, device, engine, precision, threads, onnx_files, crop, compile_=False):
     from dataclasses import replace
 
     from .api import create_tracker
 
     tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
-                                   precision=precision, threads=threads, onnx_files=onnx_files or None)
+                                   precision=precision, threads=threads, onnx_files=onnx_files or None,
+                                   compile=compile_)
     if crop != tracker.params.crop:
         tracker.params = replace(tracker.params, crop=crop)
     return tracker, spec

@@ -79,6 +79,8 @@ def _fmt(value) -> str:
               metavar="A B", help="Run two ONNX files: template.onnx search.onnx (siamcli export) "
                                   "or NanoTrack's backbone.onnx head.onnx.")
 @click.option("--cuda-graphs", is_flag=True, help="Replay the search branch as a CUDA graph (torch, CUDA).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch engine: compile the search branch (torch.compile); compiled during the warm-up frames.")
 @click.option("--init", "init_box", metavar="X,Y,W,H",
               help="First box for an unannotated video (default: the ground truth, or a centred box).")
 @click.option("-n", "--frames", "max_frames", type=click.IntRange(min=2), default=None, help="Use at most N frames.")
@@ -89,7 +91,7 @@ def _fmt(value) -> str:
               metavar="BACKBONE HEAD", help="NanoTrack ONNX pair for the cv2.TrackerNano baseline "
                                             "(default: next to --weights).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the result as JSON.")
-def bench_cmd(source, model, config, weights, engine, precision, device, threads, onnx_files, cuda_graphs,
+def bench_cmd(source, model, config, weights, engine, precision, device, threads, onnx_files, cuda_graphs, compile_,
               init_box, max_frames, warmup, no_baseline, baseline_onnx, json_out) -> None:
     """Time each stage of tracking (decode, crop, network, post-processing, writing) on SOURCE,
     a video or a sequence folder, against a baseline run in the same process.
@@ -107,6 +109,7 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
 
     result = bench(model, source, weights=weights, config=config, engine=engine, precision=precision,
                    device=device, threads=threads, onnx_files=onnx_files or None, cuda_graphs=cuda_graphs,
+                   compile=compile_,
                    init_box=_parse_box(init_box), max_frames=max_frames, warmup=warmup,
                    baseline=not no_baseline, baseline_onnx=baseline_onnx or None)
     Console().print(bench_table(result))

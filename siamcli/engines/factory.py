@@ -92,11 +92,12 @@ def _onnx_from_files(files: Sequence[PathLike], device: Optional[str], threads: 
 
 
 def _build(kind: str, precision: str, network: Any, device: Optional[str], threads: Optional[int],
-           cuda_graphs: bool, instance_size: int):
+           cuda_graphs: bool, instance_size: int, compile: bool = False):
     if kind == "torch":
         from .torch_engine import TorchEngine
 
-        return TorchEngine(network, device=device, precision=precision, threads=threads, cuda_graphs=cuda_graphs)
+        return TorchEngine(network, device=device, precision=precision, threads=threads, cuda_graphs=cuda_graphs,
+                           compile=compile)
     from ..export import export_onnx_bytes
     from .onnx_engine import OnnxEngine, providers_for
 
@@ -150,6 +151,7 @@ def make_engine(
     onnx_files: Optional[Sequence[PathLike]] = None,
     probe_runs: int = 5,
     instance_size: Optional[int] = None,
+    compile: bool = False,
 ):
     """An engine for ``model``: a catalog name or :class:`~siamcli.catalog.ModelSpec` (then
     ``weights`` are loaded) or a ready :class:`~siamcli.models.base.SiameseModel`.
@@ -160,6 +162,9 @@ def make_engine(
     export (default: the spec's, or 255 for a bare network). ``onnx_files``: two ONNX files to run instead of
     exporting ``model`` (``template.onnx`` + ``search.onnx`` from
     :func:`siamcli.export.export_onnx`, or NanoTrack's backbone + head pair).
+
+    ``compile`` (torch engine only) compiles the search branch; with it ``auto`` picks the torch
+    engine without a timing probe (a probe would compile every candidate first).
 
     With ``auto``, every verified candidate is built and timed (``probe_runs``
     search calls) and the fastest is returned; its ``probe`` attribute holds
@@ -175,14 +180,18 @@ def make_engine(
         if precision not in ("auto", "fp32"):
             raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}")
         return _onnx_from_files(onnx_files, device, threads)
+    if compile and engine == "onnx":
+        raise SiamcliError("--compile applies to the torch engine; drop it or use --engine torch")
     network, name, default_size = _resolve_model(model, weights)
     instance_size = instance_size or default_size
-    pairs = candidates(engine, precision, name, device)
+    pairs = candidates("torch" if compile else engine, precision, name, device)
+    if compile:
+        pairs = pairs[:1]
     torch_device = None if device == "tensorrt" else device
     if len(pairs) == 1:
         kind, prec = pairs[0]
         return _build(kind, prec, network, device if kind == "onnx" else torch_device, threads,
-                      cuda_graphs and kind == "torch", instance_size)
+                      cuda_graphs and kind == "torch", instance_size, compile)
     timings: Dict[str, float] = {}
     best, best_time = None, float("inf")
     for kind, prec in pairs:
