@@ -100,11 +100,9 @@ def create_tracker(
     spec = resolve_spec(model, config)
     engine = engine or ("onnx" if onnx_files else "torch")
     precision = precision or "fp32"
-    if onnx_files and compile:
-        raise SiamcliError("--compile applies to the torch engine, not to ONNX files")
     if onnx_files:
         runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
-                             onnx_files=onnx_files)
+                             onnx_files=onnx_files, compile=compile)
         return SiameseTracker(runner, spec.params), spec
     weights = resolve_weights(spec, weights)
     from .models.checkpoint import load_weights

@@ -30,7 +30,7 @@ def bench_table(result: dict) -> Table:
     base = result.get("baseline") or {}
     title = f"{result['model']} on {Path(result['source']).name}: {result['frames']} frames"
     engine = result["engine"]
-    if result.get("precision") not in (None, "fp32"):
+    if result.get("precision") not in (None, "fp32") and result["precision"] not in engine:  # torch names carry it
         engine = f"{engine} {result['precision']}"
     table = Table("stage (median ms)", engine, title=title)
     has_base = bool(base) and "skipped" not in base

@@ -80,6 +80,8 @@ def test_bench_table_names_a_reduced_precision_beside_the_engine():
     assert headers == ["stage (median ms)", "onnx-cpu int8"]
     result["precision"] = "fp32"
     assert [c.header for c in bench_table(result).columns][1] == "onnx-cpu"
+    result.update(engine="torch-cpu-bf16-compiled", precision="bf16")  # already named: not repeated
+    assert [c.header for c in bench_table(result).columns][1] == "torch-cpu-bf16-compiled"
 
 
 def test_a_bundled_model_on_onnx_files_still_gets_its_torch_baseline(tmp_path, synthetic_video):

@@ -174,14 +174,14 @@ def make_engine(
         raise SiamcliError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     if precision not in PRECISIONS:
         raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if compile and (onnx_files or engine == "onnx"):
+        raise SiamcliError("--compile applies to the torch engine; drop it, or drop --onnx / --engine onnx")
     if onnx_files:
         if engine == "torch":
             raise SiamcliError("ONNX files were given but --engine torch was asked for; use --engine onnx")
         if precision not in ("auto", "fp32"):
             raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}")
         return _onnx_from_files(onnx_files, device, threads)
-    if compile and engine == "onnx":
-        raise SiamcliError("--compile applies to the torch engine; drop it or use --engine torch")
     network, name, default_size = _resolve_model(model, weights)
     instance_size = instance_size or default_size
     pairs = candidates("torch" if compile else engine, precision, name, device)
