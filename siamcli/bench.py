@@ -45,6 +45,9 @@ class TimedEngine:
     def template(self, patch: np.ndarray) -> Any:
         return self.engine.template(patch)
 
+    def __getattr__(self, name: str) -> Any:  # e.g. an int8 engine's calibration hooks
+        return getattr(self.engine, name)
+
     def track(self, patch: np.ndarray, zf: Any):
         self.start = time.perf_counter()
         out = self.engine.track(patch, zf)

@@ -98,9 +98,10 @@ def _engine_options(fn):
     options = [
         click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
                      help="Runtime. auto: the fastest, measured at start, among accuracy-verified options."),
-        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]), default="auto",
                      show_default=True, help="Numeric precision (auto: fp32 unless a reduced one is verified "
-                     "for this model to keep mean IoU within 0.01)."),
+                     "for this model to keep mean IoU within 0.01). int8: torch engine on a CPU, calibrated on "
+                     "the first frame; check its accuracy with `siamcli eval`."),
         click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads of the runtime."),
         click.option("--onnx", "onnx_files", nargs=2, type=click.Path(dir_okay=False), metavar="A.onnx B.onnx",
                      help="Run two ONNX files instead of --weights: template.onnx search.onnx from "

@@ -16,7 +16,7 @@ from rich.table import Table
 from .errors import SiamcliError
 
 ENGINE_CHOICE = click.Choice(["auto", "torch", "onnx"])
-PRECISION_CHOICE = click.Choice(["auto", "fp32", "bf16", "fp16"])
+PRECISION_CHOICE = click.Choice(["auto", "fp32", "bf16", "fp16", "int8"])
 
 
 def _parse_box(text: Optional[str]):
@@ -72,7 +72,8 @@ def _fmt(value) -> str:
 @click.option("--engine", type=ENGINE_CHOICE, default="auto", show_default=True,
               help="Runtime; auto measures the verified options on this machine.")
 @click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True,
-              help="fp32, bf16 (CPU with AMX, or CUDA), fp16 (CUDA); auto picks among accuracy-verified ones.")
+              help="fp32, bf16 (CPU with AMX, or CUDA), fp16 (CUDA), int8 (torch on a CPU, calibrated on the "
+                   "first frame); auto picks among accuracy-verified ones, never int8.")
 @click.option("--device", default=None, help="cpu, cuda, tensorrt (onnx engine) or auto.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads of the runtime.")
 @click.option("--onnx", "onnx_files", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import SiamcliError
 
 ENGINES = ("auto", "torch", "onnx")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: largest drop of mean IoU (vs fp32, on ../shared/data/seqs) for a precision to be chosen automatically
 ACCURACY_TOLERANCE = 0.01
 ACCURACY_FILE = Path(__file__).with_name("accuracy.json")
@@ -102,6 +102,9 @@ def _build(kind: str, precision: str, network: Any, device: Optional[str], threa
     from .onnx_engine import OnnxEngine, providers_for
 
     providers_for(device)  # fail before a (possibly long) export when the device is not there
+    if precision == "int8":
+        raise SiamcliError("the onnx engine runs int8 from the files of `siamcli export --int8` (give them with "
+                           "--onnx); or use --engine torch --precision int8")
     if precision != "fp32":
         raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}; use --engine torch for {precision}")
     template, search = export_onnx_bytes(network, instance_size=instance_size)

@@ -7,6 +7,9 @@ Precision:
   AMX this is about 3x faster than fp32; without AMX it can be several times
   *slower*, so :func:`siamcli.engines.make_engine` only picks it after measuring.
 * ``fp16`` -- CUDA only (``torch.autocast`` with float16).
+* ``int8`` -- CPU only: the convolutions in int8 through oneDNN (AMX where the
+  CPU has it; :mod:`.int8`), calibrated on crops of the first frame when the
+  tracker starts (:meth:`TorchEngine.calibrate`). Never chosen automatically.
 
 Batches: ``template`` and ``track`` take one (H, W, 3) patch or an (N, H, W, 3)
 batch; ``track`` correlates sample ``i`` with template ``i`` (a template batch
@@ -26,7 +29,7 @@ from ..errors import SiamcliError
 from ..models.base import SiameseModel
 from .fusion import fold_batch_norms
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 def pick_device(device: Optional[str] = None) -> torch.device:
@@ -98,6 +101,15 @@ class TorchEngine:
         self.device = pick_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise SiamcliError("precision fp16 needs a CUDA GPU (on a CPU use bf16 or fp32)")
+        if precision == "int8":
+            from .int8 import onednn_int8_available
+
+            if self.device.type != "cpu":
+                raise SiamcliError("precision int8 runs on the CPU (oneDNN); on a GPU use fp16")
+            if compile or cuda_graphs:
+                raise SiamcliError("precision int8 runs eagerly; drop --compile")
+            if not onednn_int8_available():
+                raise SiamcliError("this torch build has no oneDNN int8 convolutions; use bf16 or fp32")
         if cuda_graphs and self.device.type != "cuda":
             raise SiamcliError("CUDA graphs need a CUDA GPU; drop --cuda-graphs or use --device cuda")
         if compile and cuda_graphs:
@@ -110,13 +122,16 @@ class TorchEngine:
         self.threads = threads
         self.cuda_graphs = cuda_graphs
         if channels_last is None:
-            channels_last = self.device.type == "cpu" and precision == "bf16"
+            channels_last = self.device.type == "cpu" and precision in ("bf16", "int8")
         if fold_bn or channels_last:
             # a copy: folding and memory-format changes are made in place, and the caller's
             # network (possibly shared with other engines) must stay as it is
             model = fold_batch_norms(model) if fold_bn else copy.deepcopy(model)
         self.model = model.eval().to(self.device)
         self.channels_last = channels_last
+        # int8: the float network, kept to calibrate from; self.model becomes its int8 copy
+        self._float_model = self.model if precision == "int8" else None
+        self._calibrated_on: Optional[np.ndarray] = None
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._graphs: Dict[Tuple, Any] = {}
@@ -133,7 +148,7 @@ class TorchEngine:
 
     # -- helpers ---------------------------------------------------------------
     def _autocast(self):
-        if self.precision == "fp32":
+        if self.precision in ("fp32", "int8"):
             return nullcontext()
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
@@ -164,12 +179,42 @@ class TorchEngine:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SiamcliError(f"torch.compile failed ({first[:200]}); run without --compile") from None
 
+    # -- int8 calibration ------------------------------------------------------------
+    def needs_calibration(self, frame: np.ndarray) -> bool:
+        """Whether an int8 engine should be calibrated on ``frame`` before its template is taken
+        (it has not been, or was on another frame)."""
+        return self._float_model is not None and frame is not self._calibrated_on
+
+    def calibrate(self, crops: Sequence[Tuple[np.ndarray, np.ndarray]], frame: Optional[np.ndarray] = None) -> None:
+        """int8: (re)build the int8 network from input ranges measured on (template, search)
+        crop pairs (network channel order); ``frame`` is the frame they were cut from."""
+        if self._float_model is None:
+            return
+        from .int8 import quantize_convs
+
+        if not crops:
+            raise SiamcliError("int8 calibration needs at least one crop")
+
+        def run(model):
+            for z, x in crops:
+                model.correlate(model.extract_template(self._to_tensor(z)), model.extract_search(self._to_tensor(x)))
+
+        model = quantize_convs(self._float_model, run)
+        self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
+        self._calibrated_on = frame
+
+    def _check_calibrated(self) -> None:
+        if self._float_model is not None and self.model is self._float_model:
+            raise SiamcliError("the int8 engine is not calibrated yet (SiameseTracker.init calibrates it)")
+
     # -- Engine interface --------------------------------------------------------
     def template(self, patch: np.ndarray) -> Any:
+        self._check_calibrated()
         with torch.inference_mode(), self._autocast():
             return self.model.extract_template(self._to_tensor(patch))
 
     def track(self, patch: np.ndarray, zf: Any) -> Tuple[np.ndarray, np.ndarray]:
+        self._check_calibrated()
         # inductor freezes (folds and packs) weights only under no_grad, not inference_mode
         with (torch.no_grad() if self._compiled is not None else torch.inference_mode()):
             x = self._to_tensor(patch)

@@ -22,6 +22,8 @@ from .params import TrackerParams
 from .states import TRACKING, classify
 
 Box = Tuple[float, float, float, float]
+#: crop pairs an int8 engine is calibrated on (the first frame's target and random boxes)
+CALIBRATION_CROPS = 16
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,25 @@ class SiameseTracker:
         self.center = np.array([x + (w - 1) / 2, y + (h - 1) / 2], dtype=np.float64)
         self.size = np.array([w, h], dtype=np.float64)
         self._avg = channel_mean(frame)
+        needs_calibration = getattr(self.engine, "needs_calibration", None)
+        if needs_calibration is not None and needs_calibration(frame):
+            self.engine.calibrate(self.calibration_crops(frame), frame)
         s_z = round(self._context())
         z = CROPS[p.crop](frame, self.center, p.exemplar_size, s_z, self._avg)
         self._zf = self.engine.template(self._prepare(z))
+
+    def calibration_crops(self, frame: np.ndarray, count: int = CALIBRATION_CROPS) -> list:
+        """(template, search) crop pairs of ``frame`` for an int8 engine's calibration: the
+        target's own pair, then pairs around random boxes (:func:`siamcli.engines.quantize.calibration_crops`)."""
+        from ..engines.quantize import calibration_crops
+
+        p = self.params
+        s_z = self._context()
+        s_x = s_z * p.instance_size / p.exemplar_size
+        own = (CROPS[p.crop](frame, self.center, p.exemplar_size, round(s_z), self._avg),
+               CROPS[p.crop](frame, self.center, p.instance_size, round(s_x), self._avg))
+        others = calibration_crops([frame], count - 1, p.exemplar_size, p.instance_size, p.context_amount)
+        return [tuple(self._prepare(c) for c in pair) for pair in [own, *others]]
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Locate the target in the next frame."""
