@@ -57,7 +57,7 @@ def test_cuda_graphs_on_cpu_is_a_user_error(alex):
 
 def test_unknown_precision_and_bad_thread_count_are_user_errors(alex):
     with pytest.raises(SiamcliError, match="unknown precision"):
-        TorchEngine(alex, device="cpu", precision="int8")
+        TorchEngine(alex, device="cpu", precision="int4")
     with pytest.raises(SiamcliError, match="threads must be at least 1"):
         TorchEngine(alex, device="cpu", threads=0)
 
