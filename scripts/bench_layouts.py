@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Torch engine variants side by side: plain eager vs BatchNorms folded + channels-last, fp32 and bf16,
-bf16 with the search branch compiled (``--compile``), and int8 (``--precision int8``).
+bf16 with the search branch compiled (``--compile``), and int8 (``--precision int8``), eager and compiled.
 
     .venv/bin/python scripts/bench_layouts.py [--models a,b] [--variants "fp32 plain,int8"]
                                               [--rounds 5] [--calls 4] [--json OUT]
@@ -39,6 +39,7 @@ VARIANTS = {
     "bf16 CL": dict(precision="bf16"),
     "bf16 CL compiled": dict(precision="bf16", compile=True),
     "int8": dict(precision="int8"),
+    "int8 compiled": dict(precision="int8", compile=True),
 }
 
 
@@ -59,7 +60,7 @@ def main(models, variants, calibration_video, rounds, calls, threads, json_out):
     if unknown:
         raise click.BadParameter(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     frame = None
-    if "int8" in chosen:
+    if any(v.startswith("int8") for v in chosen):
         from siamcli.engines.quantize import read_frames
 
         frame = read_frames(calibration_video, limit=1)[0]
@@ -72,12 +73,12 @@ def main(models, variants, calibration_video, rounds, calls, threads, json_out):
         z = rng.integers(0, 256, (spec.params.exemplar_size,) * 2 + (3,), dtype=np.uint8)
         x = rng.integers(0, 256, (spec.params.instance_size,) * 2 + (3,), dtype=np.uint8)
         engines = {label: TorchEngine(network, device="cpu", **VARIANTS[label]) for label in chosen}
-        if "int8" in engines:
+        for label in [v for v in engines if v.startswith("int8")]:
             from siamcli.engines.quantize import calibration_crops
 
             p = spec.params
-            engines["int8"].calibrate(calibration_crops([frame], 16, p.exemplar_size, p.instance_size,
-                                                        rgb=p.input_order == "rgb"), frame)
+            engines[label].calibrate(calibration_crops([frame], 16, p.exemplar_size, p.instance_size,
+                                                       rgb=p.input_order == "rgb"), frame)
         feats = {label: e.template(z) for label, e in engines.items()}
         for label, e in engines.items():
             e.track(x, feats[label])  # warm-up (oneDNN primitive creation; compilation)

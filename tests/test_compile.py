@@ -40,6 +40,33 @@ def test_compiled_search_branch_matches_eager(precision, tol):
         assert g.shape == e.shape and rel(g, e) < tol
 
 
+@needs_compiler
+def test_compiled_int8_matches_eager_int8_and_compiles_again_after_a_new_calibration():
+    from siamcli.engines.int8 import onednn_int8_available
+    from siamcli.engines.quantize import calibration_crops
+
+    if not onednn_int8_available():
+        pytest.skip("this torch build has no oneDNN int8 convs")
+    torch.manual_seed(0)
+    model = build_model("siamrpn_alex_dwxcorr")
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    pairs = calibration_crops([frame], 3, 127, 287)
+    eager = TorchEngine(model, device="cpu", precision="int8")
+    compiled = TorchEngine(model, device="cpu", precision="int8", compile=True)
+    for engine in (eager, compiled):
+        engine.calibrate(pairs, frame)
+    z, x = pairs[0]
+    for _ in range(2):
+        got = compiled.track(x, compiled.template(z))
+    for g, e in zip(got, eager.track(x, eager.template(z))):
+        assert rel(g, e) < 1e-4
+    first = compiled._compiled
+    compiled.calibrate(pairs[1:], frame.copy())
+    assert compiled._compiled is not first
+    assert np.isfinite(compiled.track(x, compiled.template(z))[0]).all()
+
+
 def test_compile_is_for_the_torch_engine():
     with pytest.raises(SiamcliError, match="torch engine"):
         make_engine(build_model("siamrpn_alex_dwxcorr"), engine="onnx", compile=True)

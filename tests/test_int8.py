@@ -120,8 +120,6 @@ def test_int8_engine_refuses_to_run_uncalibrated_and_on_other_engines(capsys, tm
     engine = TorchEngine(model, device="cpu", precision="int8")
     with pytest.raises(SiamcliError, match="not calibrated"):
         engine.template(np.zeros((127, 127, 3), np.uint8))
-    with pytest.raises(SiamcliError, match="drop --compile"):
-        TorchEngine(model, device="cpu", precision="int8", compile=True)
     with pytest.raises(SiamcliError, match="export --int8"):
         make_engine(model, engine="onnx", precision="int8")
     code, _, err = run_cli(["track", synthetic_video, "--model", "siamrpn_alex_dwxcorr", "--weights", alex_weights,
