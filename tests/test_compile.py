@@ -62,7 +62,7 @@ def test_compiled_int8_matches_eager_int8_and_compiles_again_after_a_new_calibra
     for g, e in zip(got, eager.track(x, eager.template(z))):
         assert rel(g, e) < 1e-4
     first = compiled._compiled
-    compiled.calibrate(pairs[1:], frame.copy())
+    compiled.calibrate(pairs[1:], frame[:-8])
     assert compiled._compiled is not first
     assert np.isfinite(compiled.track(x, compiled.template(z))[0]).all()
 

@@ -130,7 +130,7 @@ class TorchEngine:
         self.channels_last = channels_last
         # int8: the float network, kept to calibrate from; self.model becomes its int8 copy
         self._float_model = self.model if precision == "int8" else None
-        self._calibrated_on: Optional[np.ndarray] = None
+        self._calibrated_shape: Optional[Tuple[int, ...]] = None
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._graphs: Dict[Tuple, Any] = {}
@@ -182,9 +182,11 @@ class TorchEngine:
 
     # -- int8 calibration ------------------------------------------------------------
     def needs_calibration(self, frame: np.ndarray) -> bool:
-        """Whether an int8 engine should be calibrated on ``frame`` before its template is taken
-        (it has not been, or was on another frame)."""
-        return self._float_model is not None and frame is not self._calibrated_on
+        """Whether an int8 engine should be calibrated on ``frame`` before a template is taken:
+        it has not been yet, or was on frames of another size (another source, e.g. the next
+        sequence of an eval). Targets added later on the same source reuse the calibration,
+        so a live re-selection does not stall."""
+        return self._float_model is not None and self._calibrated_shape != tuple(frame.shape)
 
     def calibrate(self, crops: Sequence[Tuple[np.ndarray, np.ndarray]], frame: Optional[np.ndarray] = None) -> None:
         """int8: (re)build the int8 network from input ranges measured on (template, search)
@@ -202,7 +204,7 @@ class TorchEngine:
 
         model = quantize_convs(self._float_model, run)
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
-        self._calibrated_on = frame
+        self._calibrated_shape = None if frame is None else tuple(frame.shape)
         if self._compile:  # each calibration is a new network, compiled again on its first frame
             self._compiled = torch.compile(_SearchBranch(self.model))
 
