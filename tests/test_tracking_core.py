@@ -201,6 +201,32 @@ def test_overflowing_network_outputs_never_produce_nan_boxes():
     assert result.box == pytest.approx((119.5 - 20, 119.5 - 20, 40, 40)) and result.score == 0.0
 
 
+def test_a_finite_but_degenerate_peak_box_is_skipped_as_if_it_scored_nothing():
+    """A peak cell whose box has negative width (finite score) loses to the best usable cell."""
+    class Degenerate(FakeEngine):
+        def track(self, patch, zf):
+            cls, loc = super().track(patch, zf)
+            loc[0, :, 12, 12] = -5.0  # x2 < x1 and y2 < y1 at the peak
+            return cls, loc
+
+    class NoPeak(FakeEngine):
+        def track(self, patch, zf):
+            cls, loc = super().track(patch, zf)
+            cls[0, 1, 12, 12] = -50.0  # the peak cell can never win
+            loc[0, :, 12, 12] = -5.0
+            return cls, loc
+
+    params = TrackerParams(family="ban", penalty_k=0.1, window_influence=0.4, lr=0.4)
+    frame = np.full((240, 320, 3), 100, np.uint8)
+    results = []
+    for engine in (Degenerate("ban", 25, peak=(12, 12), loc_value=20.0), NoPeak("ban", 25, peak=(12, 12), loc_value=20.0)):
+        tracker = SiameseTracker(engine, params)
+        tracker.init(frame, (100, 100, 40, 40))
+        results.append(tracker.update(frame))
+    assert results[0].box == results[1].box and results[0].score == results[1].score
+    assert results[0].box[2] > 0 and results[0].box[3] > 0
+
+
 @pytest.mark.parametrize("pos,size", [((160, 120), 101), ((10, 8), 150), ((315, 235), 77), ((-30, 260), 64)])
 def test_fast_crop_is_the_reference_inside_and_within_a_few_grey_levels_across_the_border(pos, size):
     from siamcli.tracking.crop import fast_patch, warp_patch

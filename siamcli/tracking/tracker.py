@@ -69,6 +69,12 @@ def _padded_size(w, h):
     return np.sqrt((w + pad) * (h + pad))
 
 
+def _padded_size_of(w: float, h: float) -> float:
+    """:func:`_padded_size` of one box (plain floats: the same IEEE arithmetic, no array overhead)."""
+    pad = (w + h) * 0.5
+    return math.sqrt((w + pad) * (h + pad))
+
+
 class SiameseTracker:
     """Single-target tracker: ``init(frame, box)`` then ``update(frame)`` per frame.
 
@@ -86,6 +92,7 @@ class SiameseTracker:
             self._grid = generate_points(params.stride, size)
         self._window = cosine_window(size, params.anchor_num)
         self._wide: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+        self._weighted: Dict[Tuple[int, float], Tuple[np.ndarray, np.ndarray]] = {}
         self._zf: Any = None
         self._avg = np.zeros(3)
         self.center = np.zeros(2)
@@ -111,21 +118,24 @@ class SiameseTracker:
         delta = loc.reshape(4, -1).astype(np.float64)
         grid = self._grid if grid is None else grid
         relative = self.params.box_units == "target"
+        boxes = np.empty_like(delta)
         if self.params.family == "rpn":
-            aw, ah = (prior[0], prior[1]) if relative else (grid[2], grid[3])
-            boxes = np.empty_like(delta)
-            boxes[0] = delta[0] * aw + grid[0]
-            boxes[1] = delta[1] * ah + grid[1]
-            boxes[2] = np.exp(delta[2]) * aw
-            boxes[3] = np.exp(delta[3]) * ah
+            if relative:
+                size = np.array([[prior[0]], [prior[1]]], dtype=np.float64)
+            else:
+                size = grid[2:4]
+            np.multiply(delta[:2], size, out=boxes[:2])
+            boxes[:2] += grid[:2]
+            np.exp(delta[2:], out=boxes[2:])
+            boxes[2:] *= size
         else:
             if relative:
-                delta = delta * np.array([prior[0], prior[1], prior[0], prior[1]])[:, None]
-            x1 = grid[0] - delta[0]
-            y1 = grid[1] - delta[1]
-            x2 = grid[0] + delta[2]
-            y2 = grid[1] + delta[3]
-            boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+                delta *= np.array([prior[0], prior[1], prior[0], prior[1]])[:, None]
+            low = grid[:2] - delta[:2]  # x1, y1
+            high = grid[:2] + delta[2:]  # x2, y2
+            np.add(low, high, out=boxes[:2])
+            boxes[:2] /= 2
+            np.subtract(high, low, out=boxes[2:])
         return score, boxes
 
     # -- API -------------------------------------------------------------------
@@ -176,6 +186,14 @@ class SiameseTracker:
         box = (cx - width / 2, cy - height / 2, width, height)
         return TrackResult(box=tuple(float(v) for v in box), score=best_score, state=classify(best_score, p))
 
+    def _weighted_window(self, window: np.ndarray, influence: float) -> np.ndarray:
+        """``window * influence``, cached per window and influence."""
+        key = (id(window), influence)
+        cached = self._weighted.get(key)
+        if cached is None or cached[0] is not window:
+            cached = self._weighted[key] = (window, window * influence)
+        return cached[1]
+
     def _grid_and_window(self, score_size: int) -> Tuple[np.ndarray, np.ndarray]:
         """Anchors/points and cosine window for a score map of side ``score_size`` (cached)."""
         if score_size == self.params.score_size:
@@ -217,22 +235,29 @@ class SiameseTracker:
         """Decode one sample's outputs, penalise, window, take the best, smooth the size."""
         p = self.params
         grid, window = self._grid_and_window(int(cls.shape[-1]))
+        weighted_window = self._weighted_window(window, window_influence)
+        width, height = float(self.size[0]) * scale_z, float(self.size[1]) * scale_z
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            score, pred = self._decode(cls, loc, grid, self.size * scale_z)
-            s_c = _change(_padded_size(pred[2], pred[3])
-                          / _padded_size(self.size[0] * scale_z, self.size[1] * scale_z))
-            r_c = _change((self.size[0] / self.size[1]) / (pred[2] / pred[3]))
-            penalty = np.exp(-(r_c * s_c - 1) * p.penalty_k)
+            score, pred = self._decode(cls, loc, grid, (width, height))
+            s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size_of(width, height))
+            r_c = _change((float(self.size[0]) / float(self.size[1])) / (pred[2] / pred[3]))
+            penalty = r_c * s_c  # the penalty exp(-(r_c * s_c - 1) * k), computed in place
+            np.subtract(1.0, penalty, out=penalty)
+            penalty *= p.penalty_k
+            np.exp(penalty, out=penalty)
             pscore = penalty * score
-            pscore = pscore * (1 - window_influence) + window * window_influence
+            pscore *= 1 - window_influence
+            pscore += weighted_window
+        best = int(np.argmax(pscore))
         # a network can emit overflowing or degenerate boxes (e.g. untrained weights):
-        # such candidates never win, and with none usable the target stays where it was
-        usable = np.isfinite(pred).all(axis=0) & (pred[2] > 0) & (pred[3] > 0) & np.isfinite(pscore)
-        if not usable.all():
+        # such candidates never win, and with none usable the target stays where it was.
+        # The usual case, a usable best (argmax returns a NaN first), needs no mask.
+        column = pred[:, best]
+        if not (math.isfinite(pscore[best]) and np.isfinite(column).all() and column[2] > 0 and column[3] > 0):
+            usable = np.isfinite(pred).all(axis=0) & (pred[2] > 0) & (pred[3] > 0) & np.isfinite(pscore)
             if not usable.any():
                 return float(self.center[0]), float(self.center[1]), float(self.size[0]), float(self.size[1]), 0.0
-            pscore = np.where(usable, pscore, -np.inf)
-        best = int(np.argmax(pscore))
+            best = int(np.argmax(np.where(usable, pscore, -np.inf)))
 
         bbox = pred[:, best] / scale_z
         lr = penalty[best] * score[best] * p.lr
