@@ -114,7 +114,9 @@ def _loop(frames: Callable[[], Iterator[np.ndarray]], box: Sequence[float],
     first = next(it, None)
     if first is None:
         raise SiamcliError("the source has no frames")
+    started = time.perf_counter()
     init(first, box)
+    startup = {"init": time.perf_counter() - started}
     boxes.append(tuple(box))
     count = 0
     loop_start = time.perf_counter()
@@ -131,6 +133,8 @@ def _loop(frames: Callable[[], Iterator[np.ndarray]], box: Sequence[float],
         t3 = time.perf_counter()
         boxes.append(tuple(result_box))
         count += 1
+        if count == 1:
+            startup["first_update"] = t2 - t1
         if count == warmup:
             timed_from = t3
         if count > warmup:
@@ -145,6 +149,9 @@ def _loop(frames: Callable[[], Iterator[np.ndarray]], box: Sequence[float],
         "frames": count + 1,
         "stages_ms": {k: _median_ms(v) for k, v in times.items() if v},
         "fps": round(timed / elapsed, 2) if timed and elapsed > 0 else 0.0,
+        # the first frame's costs, outside the medians: template (+ int8 calibration), then the
+        # first update (oneDNN primitive creation, or compilation with --compile)
+        "startup_ms": {k: round(v * 1000, 1) for k, v in startup.items()},
         "boxes": np.asarray(boxes, dtype=np.float64),
     }
 
@@ -246,7 +253,8 @@ def bench(
     """Time each stage of the tracking loop for ``model`` on ``source`` against a baseline.
 
     Returns a JSON-ready dict: ``stages_ms`` (median decode / crop / network /
-    post / write / total per frame), ``fps`` (end to end), ``mean_iou`` (for
+    post / write / total per frame), ``startup_ms`` (``init`` on the first frame, with an
+    int8 engine's calibration, and the ``first_update``, with any compilation), ``fps`` (end to end), ``mean_iou`` (for
     annotated sequences), the chosen engine (and ``probe`` timings when it was
     chosen automatically), and ``baseline`` with the same figures plus
     ``speedup`` (fps / baseline fps).

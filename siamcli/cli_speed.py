@@ -50,6 +50,14 @@ def bench_table(result: dict) -> Table:
         if has_base:
             row.append(f"{base['mean_iou']:.3f}" if base.get("mean_iou") is not None else "-")
         table.add_row(*row)
+    startup = result.get("startup_ms") or {}
+    base_startup = base.get("startup_ms") or {}
+    for key, label in (("init", "first frame: init"), ("first_update", "first update")):
+        if key in startup:
+            row = [label, _fmt(startup[key])]
+            if has_base:
+                row.append(_fmt(base_startup.get(key)))
+            table.add_row(*row, style="dim")
     if has_base and result.get("speedup"):
         table.caption = f"speed-up vs {base['name']}: {result['speedup']:.2f}x"
     elif base.get("skipped"):

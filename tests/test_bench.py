@@ -23,6 +23,8 @@ def test_torch_model_on_a_video_reports_every_stage_and_the_one_thread_baseline(
     base = result["baseline"]
     assert base["name"] == "torch eager fp32, 1 thread" and base["fps"] > 0
     assert result["speedup"] == pytest.approx(result["fps"] / base["fps"], rel=0.02)
+    for run in (result, base):  # the first frame's costs, kept out of the medians
+        assert set(run["startup_ms"]) == {"init", "first_update"} and all(v > 0 for v in run["startup_ms"].values())
     json.dumps(result)  # JSON-ready
 
 
@@ -46,6 +48,7 @@ def test_bench_command_prints_a_table_and_writes_json(tmp_path, synthetic_video,
                                             "--init", "40,30,40,40", "-n", "4", "--no-baseline", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "network" in result.output and "end-to-end fps" in result.output
+    assert "first frame: init" in result.output and "first update" in result.output
     doc = json.loads(out.read_text())
     assert doc["model"] == "siamrpn_alex_dwxcorr" and doc["frames"] == 4 and "baseline" not in doc
 
