@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--weights", required=True)
     ap.add_argument("--seqs", default=str(ROOT.parent / "shared" / "data" / "seqs"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precisions", default="bf16", help="comma list of reduced precisions to check")
+    ap.add_argument("--precisions", default="bf16", help="comma list of reduced precisions to check (bf16, int8)")
     ap.add_argument("--onnx-pair", nargs=2, metavar=("BACKBONE", "HEAD"), help="also check an ONNX pair")
     ap.add_argument("--out", default=str(ACCURACY_FILE))
     args = ap.parse_args()
@@ -63,7 +63,8 @@ def main() -> None:
                           f"tolerance {ACCURACY_TOLERANCE}")
     out = Path(args.out)
     table = json.loads(out.read_text()) if out.is_file() else {}
-    table[args.model] = entry
+    # entries measured elsewhere (e.g. CUDA ones from a GPU machine) are kept
+    table[args.model] = {**table.get(args.model, {}), **entry}
     out.write_text(json.dumps(table, indent=1) + "\n")
     print(json.dumps(entry, indent=1))
 
