@@ -157,8 +157,7 @@ def _set_child(root: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def quantize_convs(model: nn.Module, run: Callable[[nn.Module], None],
-                   out_dtype: torch.dtype = torch.float32) -> nn.Module:
+def quantize_convs(model: nn.Module, run: Callable[[nn.Module], None]) -> nn.Module:
     """A copy of ``model`` with BatchNorms folded and every conv that saw input during
     ``run(model)`` (the calibration) replaced by an :class:`Int8Conv2d`."""
     folded = fold_batch_norms(model)
@@ -167,7 +166,7 @@ def quantize_convs(model: nn.Module, run: Callable[[nn.Module], None],
     for name, (lo, hi) in ranges.items():
         conv = quantized.get_submodule(name)
         try:
-            _set_child(quantized, name, Int8Conv2d(conv, (lo, hi), out_dtype))
+            _set_child(quantized, name, Int8Conv2d(conv, (lo, hi)))
         except ValueError:
             continue  # left in float
     return chain_int8(quantized).eval()

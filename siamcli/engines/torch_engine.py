@@ -193,16 +193,11 @@ class TorchEngine:
         crop pairs (network channel order); ``frame`` is the frame they were cut from."""
         if self._float_model is None:
             return
-        from .int8 import quantize_convs
+        from .int8 import crops_runner, quantize_convs
 
         if not crops:
             raise SiamcliError("int8 calibration needs at least one crop")
-
-        def run(model):
-            for z, x in crops:
-                model.correlate(model.extract_template(self._to_tensor(z)), model.extract_search(self._to_tensor(x)))
-
-        model = quantize_convs(self._float_model, run)
+        model = quantize_convs(self._float_model, crops_runner(crops, self._to_tensor))
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
         self._calibrated_shape = None if frame is None else tuple(frame.shape)
         if self._compile:  # each calibration is a new network, compiled again on its first frame
