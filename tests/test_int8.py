@@ -54,6 +54,18 @@ def test_int8_conv_matches_the_float_conv():
         assert float(q(x).min()) >= 0.0
 
 
+def test_depthwise_convs_stay_in_float():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(8, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3, groups=16), nn.ReLU(),
+                        nn.Conv2d(16, 4, 1)).eval()
+    x = torch.rand(1, 8, 12, 12)
+    q = quantize_convs(net, lambda m: m(x))
+    assert [type(m).__name__ for m in q] == ["Int8Conv2d", "Identity", "Conv2d", "ReLU", "Int8Conv2d"]
+    assert q[0].relu and q[0].out_quant is None  # the next conv is float: ReLU fused, float output
+    with torch.inference_mode():
+        assert rel(q(x), net(x)) < 0.05
+
+
 def test_quantize_uint8_rounds_and_clips():
     x = torch.tensor([-3.0, -0.2, 0.0, 0.26, 1.0, 100.0])
     assert quantize_uint8(x, 0.5, 2).tolist() == [0, 2, 2, 3, 4, 202]
