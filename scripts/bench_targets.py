@@ -2,13 +2,14 @@
 """Per-frame time of several targets tracked in one batched network call (MultiTracker).
 
     .venv/bin/python scripts/bench_targets.py [--model siamrpn_alex_dwxcorr] [--weights W]
-        [--seq ../shared/data/seqs/vot16_bag] [--frames 30] [--targets 1,2,4,8] [--json OUT]
+        [--seq ../shared/data/seqs/vot16_bag] [--frames 30] [--targets 1,2,4,8] [--compile] [--json OUT]
 
 Targets are the sequence's first box shifted around the frame, so every one has
 its own search crop and template. For each torch engine (fp32 with BatchNorms folded
 and channels-last; bf16 channels-last) every target count runs over the same frames
 (decoded beforehand) and the median ms per frame and its ratio to one target are
 printed. Counts alternate frame by frame, so a slow spell of a shared machine hits all alike.
+With ``--compile`` the search branch is compiled (each new batch size compiles during the warm-up frame).
 """
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ def shifted_boxes(box, count: int, shape) -> list:
 @click.option("--targets", default="1,2,4,8", show_default=True)
 @click.option("--precisions", default="fp32,bf16", show_default=True)
 @click.option("--threads", default=2, show_default=True)
+@click.option("--compile", "compile_", is_flag=True, help="Compile the search branch (torch.compile).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def main(model, weights, seq, frames, targets, precisions, threads, json_out):
+def main(model, weights, seq, frames, targets, precisions, threads, compile_, json_out):
     torch.set_num_threads(threads)
     spec = get_spec(model)
     network = build_network(spec, weights)
@@ -72,7 +74,7 @@ def main(model, weights, seq, frames, targets, precisions, threads, json_out):
     for precision in precisions.split(","):
         # fp32 with BNs folded and channels-last (its fastest torch form), bf16 channels-last (the default)
         extra = dict(fold_bn=True, channels_last=True) if precision == "fp32" else {}
-        engine = TorchEngine(network, device="cpu", precision=precision, **extra)
+        engine = TorchEngine(network, device="cpu", precision=precision, compile=compile_, **extra)
         trackers = {}
         for n in counts:
             trackers[n] = MultiTracker(engine, spec.params)
