@@ -69,12 +69,6 @@ def _padded_size(w, h):
     return np.sqrt((w + pad) * (h + pad))
 
 
-def _padded_size_of(w: float, h: float) -> float:
-    """:func:`_padded_size` of one box (plain floats: the same IEEE arithmetic, no array overhead)."""
-    pad = (w + h) * 0.5
-    return math.sqrt((w + pad) * (h + pad))
-
-
 class SiameseTracker:
     """Single-target tracker: ``init(frame, box)`` then ``update(frame)`` per frame.
 
@@ -92,7 +86,6 @@ class SiameseTracker:
             self._grid = generate_points(params.stride, size)
         self._window = cosine_window(size, params.anchor_num)
         self._wide: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
-        self._weighted: Dict[Tuple[int, float], Tuple[np.ndarray, np.ndarray]] = {}
         self._zf: Any = None
         self._avg = np.zeros(3)
         self.center = np.zeros(2)
@@ -186,14 +179,6 @@ class SiameseTracker:
         box = (cx - width / 2, cy - height / 2, width, height)
         return TrackResult(box=tuple(float(v) for v in box), score=best_score, state=classify(best_score, p))
 
-    def _weighted_window(self, window: np.ndarray, influence: float) -> np.ndarray:
-        """``window * influence``, cached per window and influence."""
-        key = (id(window), influence)
-        cached = self._weighted.get(key)
-        if cached is None or cached[0] is not window:
-            cached = self._weighted[key] = (window, window * influence)
-        return cached[1]
-
     def _grid_and_window(self, score_size: int) -> Tuple[np.ndarray, np.ndarray]:
         """Anchors/points and cosine window for a score map of side ``score_size`` (cached)."""
         if score_size == self.params.score_size:
@@ -235,11 +220,10 @@ class SiameseTracker:
         """Decode one sample's outputs, penalise, window, take the best, smooth the size."""
         p = self.params
         grid, window = self._grid_and_window(int(cls.shape[-1]))
-        weighted_window = self._weighted_window(window, window_influence)
         width, height = float(self.size[0]) * scale_z, float(self.size[1]) * scale_z
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             score, pred = self._decode(cls, loc, grid, (width, height))
-            s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size_of(width, height))
+            s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size(width, height))
             r_c = _change((float(self.size[0]) / float(self.size[1])) / (pred[2] / pred[3]))
             penalty = r_c * s_c  # the penalty exp(-(r_c * s_c - 1) * k), computed in place
             np.subtract(1.0, penalty, out=penalty)
@@ -247,7 +231,7 @@ class SiameseTracker:
             np.exp(penalty, out=penalty)
             pscore = penalty * score
             pscore *= 1 - window_influence
-            pscore += weighted_window
+            pscore += window * window_influence
         best = int(np.argmax(pscore))
         # a network can emit overflowing or degenerate boxes (e.g. untrained weights):
         # such candidates never win, and with none usable the target stays where it was.
