@@ -99,9 +99,11 @@ def _fmt(value) -> str:
 @click.option("--baseline-onnx", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,
               metavar="BACKBONE HEAD", help="NanoTrack ONNX pair for the cv2.TrackerNano baseline "
                                             "(default: next to --weights).")
+@click.option("--preload", is_flag=True,
+              help="Decode every frame into memory first: fps then counts from decoded frames (decode stage ~0).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the result as JSON.")
 def bench_cmd(source, model, config, weights, engine, precision, device, threads, onnx_files, cuda_graphs, compile_,
-              init_box, max_frames, warmup, no_baseline, baseline_onnx, json_out) -> None:
+              init_box, max_frames, warmup, no_baseline, baseline_onnx, preload, json_out) -> None:
     """Time each stage of tracking (decode, crop, network, post-processing, writing) on SOURCE,
     a video or a sequence folder, against a baseline run in the same process.
 
@@ -120,7 +122,7 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
                    device=device, threads=threads, onnx_files=onnx_files or None, cuda_graphs=cuda_graphs,
                    compile=compile_,
                    init_box=_parse_box(init_box), max_frames=max_frames, warmup=warmup,
-                   baseline=not no_baseline, baseline_onnx=baseline_onnx or None)
+                   baseline=not no_baseline, baseline_onnx=baseline_onnx or None, preload=preload)
     Console().print(bench_table(result))
     if json_out:
         try:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import SiamcliError
 from ..models.base import SiameseModel
+from .device_crop import fill_colours, region_params, sample_squares
 from .fusion import fold_batch_norms
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -82,6 +83,10 @@ class TorchEngine:
     packed): the first frames take seconds to tens of seconds to compile, then
     each frame is faster (bf16: 1.3-1.4x eager channels-last here; int8: 1.2-1.4x eager
     int8, compiled again after each calibration). Needs a C++ compiler.
+
+    ``device_crop`` (default: on for CUDA) offers :meth:`track_regions`: the tracker hands
+    over the whole frame and the squares to cut, and the crops are sampled on the device
+    (:mod:`.device_crop`), inside the CUDA graph when there is one.
     """
 
     name = "torch"
@@ -96,6 +101,7 @@ class TorchEngine:
         channels_last: Optional[bool] = None,
         fold_bn: bool = False,
         compile: bool = False,
+        device_crop: Optional[bool] = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -134,6 +140,8 @@ class TorchEngine:
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._graphs: Dict[Tuple, Any] = {}
+        self._pinned: Dict[Tuple, torch.Tensor] = {}
+        self.device_crop = self.device.type == "cuda" if device_crop is None else bool(device_crop)
         self._compiled = None
         if compile:
             import torch._inductor.config as inductor_config
@@ -161,10 +169,7 @@ class TorchEngine:
         tensor = torch.from_numpy(np.ascontiguousarray(arr))
         if self.device.type == "cuda":
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
-        tensor = tensor.permute(0, 3, 1, 2).float()
-        if self.channels_last:
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-        return tensor
+        return self._layout(tensor.permute(0, 3, 1, 2).float())
 
     def _run_search(self, x: torch.Tensor, zf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():
@@ -215,16 +220,62 @@ class TorchEngine:
 
     def track(self, patch: np.ndarray, zf: Any) -> Tuple[np.ndarray, np.ndarray]:
         self._check_calibrated()
-        # inductor freezes (folds and packs) weights only under no_grad, not inference_mode
-        with (torch.no_grad() if self._compiled is not None else torch.inference_mode()):
+        with self._grad_mode():
             x = self._to_tensor(patch)
             if self.cuda_graphs:
-                cls, loc = self._replay(x, zf)
-            elif self._compiled is not None:
-                cls, loc = self._run_compiled(x, zf)
+                cls, loc = self._replay(("patch",), [x], zf, lambda ins, z: self._run_search(ins[0], z))
             else:
-                cls, loc = self._run_search(x, zf)
+                cls, loc = self._search(x, zf)
             return cls.float().cpu().numpy(), loc.float().cpu().numpy()
+
+    def track_regions(self, frame: np.ndarray, regions: Sequence[Sequence[float]], model_size: int,
+                      fills: Sequence[Sequence[float]], rgb: bool, zf: Any) -> Tuple[np.ndarray, np.ndarray]:
+        """``track`` with the crops cut on the device: ``frame`` is the whole (H, W, 3) uint8
+        BGR frame, ``regions`` one ``(size, xmin, ymin)`` square per sample
+        (:func:`siamcli.tracking.crop.square`), each resized to ``model_size``, ``fills`` each
+        sample's fill colour (B, G, R), ``rgb`` whether the network takes RGB."""
+        self._check_calibrated()
+        if not self.device_crop:
+            raise SiamcliError("this engine crops on the host; call track() with the patches")
+        params = region_params(regions, model_size)
+        colours = fill_colours(fills, rgb)
+        with self._grad_mode():
+            inputs = [self._upload(frame), self._upload(np.concatenate([params, colours], 1))]
+
+            def squares(ins: List[torch.Tensor]) -> torch.Tensor:
+                return sample_squares(ins[0], ins[1][:, :3], ins[1][:, 3:], model_size, rgb)
+
+            if self.cuda_graphs:
+                cls, loc = self._replay(("regions", model_size, rgb), inputs, zf,
+                                        lambda ins, z: self._run_search(self._layout(squares(ins)), z))
+            else:
+                cls, loc = self._search(squares(inputs), zf)
+            return cls.float().cpu().numpy(), loc.float().cpu().numpy()
+
+    def _grad_mode(self):
+        # inductor freezes (folds and packs) weights only under no_grad, not inference_mode
+        return torch.no_grad() if self._compiled is not None else torch.inference_mode()
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _search(self, x: torch.Tensor, zf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = self._layout(x)
+        if self._compiled is not None:
+            return self._run_compiled(x, zf)
+        return self._run_search(x, zf)
+
+    def _upload(self, array: np.ndarray) -> torch.Tensor:
+        """A host array on the engine's device; on CUDA through a reused pinned buffer, so the
+        copy is asynchronous (the caller synchronises when it reads the outputs back)."""
+        if self.device.type != "cuda":
+            return torch.from_numpy(np.ascontiguousarray(array))
+        key = (array.shape, array.dtype.str)
+        buffer = self._pinned.get(key)
+        if buffer is None:
+            buffer = self._pinned[key] = torch.from_numpy(np.empty_like(array)).pin_memory()
+        np.copyto(buffer.numpy(), array)
+        return buffer.to(self.device, non_blocking=True)
 
     @staticmethod
     def join_templates(zfs: Sequence[Any]) -> Any:
@@ -234,30 +285,33 @@ class TorchEngine:
         return _rebuild(zfs[0], joined)
 
     # -- CUDA graphs ---------------------------------------------------------------
-    def _replay(self, x: torch.Tensor, zf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Search branch through a CUDA graph recorded for this input shape.
+    def _replay(self, kind: Tuple, inputs: Sequence[torch.Tensor], zf: Any,
+                run: Callable[[List[torch.Tensor], Any], Tuple[torch.Tensor, torch.Tensor]]
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``run(inputs, zf)`` through a CUDA graph recorded for these input shapes.
 
-        The graph reads from static input buffers: the patch is copied in every
-        call, the template features only when a different ``zf`` object comes in.
+        The graph reads from static buffers: the inputs are copied in every call, the
+        template features only when a different ``zf`` object comes in.
         """
         flat = _flatten(zf)
-        key = (tuple(x.shape),) + tuple((tuple(t.shape), t.dtype) for t in flat)
+        key = kind + tuple((tuple(t.shape), t.dtype) for t in (*inputs, *flat))
         entry = self._graphs.get(key)
         if entry is None:
-            static_x = x.clone()
+            static_in = [t.clone() for t in inputs]
             static_z = [t.clone() for t in flat]
             static_zf = _rebuild(zf, static_z)
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 for _ in range(2):  # warm-up outside the capture (cuDNN autotuning, allocations)
-                    self._run_search(static_x, static_zf)
+                    run(static_in, static_zf)
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                out = self._run_search(static_x, static_zf)
-            entry = self._graphs[key] = {"graph": graph, "x": static_x, "z": static_z, "out": out, "zf": zf}
-        entry["x"].copy_(x)
+                out = run(static_in, static_zf)
+            entry = self._graphs[key] = {"graph": graph, "in": static_in, "z": static_z, "out": out, "zf": zf}
+        for dst, src in zip(entry["in"], inputs):
+            dst.copy_(src)
         if entry["zf"] is not zf:  # a reference, not an id: ids of freed objects are reused
             for dst, src in zip(entry["z"], flat):
                 dst.copy_(src)

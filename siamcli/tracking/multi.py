@@ -51,15 +51,22 @@ class MultiTracker:
         if not self.targets:
             raise RuntimeError("update() called before init()")
         p = self.params
-        crops = [t.search_patch(frame, p.instance_size) for t in self.targets]
-        batch = np.stack([patch for patch, _ in crops])
-        if len(self.targets) > 1 and getattr(self.engine, "join_templates", None) is None:
-            outputs = [self.engine.track(patch[None], t._zf) for (patch, _), t in zip(crops, self.targets)]
-            cls = np.concatenate([c for c, _ in outputs])
-            loc = np.concatenate([l for _, l in outputs])
+        if getattr(self.engine, "device_crop", False):
+            regions = [t.search_region(p.instance_size) for t in self.targets]
+            cls, loc = self.engine.track_regions(frame, [r for r, _ in regions], p.instance_size,
+                                                 [t._avg for t in self.targets], p.input_order == "rgb", self._zf)
+            scales = [scale_z for _, scale_z in regions]
         else:
-            cls, loc = self.engine.track(batch, self._zf)
+            crops = [t.search_patch(frame, p.instance_size) for t in self.targets]
+            batch = np.stack([patch for patch, _ in crops])
+            if len(self.targets) > 1 and getattr(self.engine, "join_templates", None) is None:
+                outputs = [self.engine.track(patch[None], t._zf) for (patch, _), t in zip(crops, self.targets)]
+                cls = np.concatenate([c for c, _ in outputs])
+                loc = np.concatenate([l for _, l in outputs])
+            else:
+                cls, loc = self.engine.track(batch, self._zf)
+            scales = [scale_z for _, scale_z in crops]
         return [
             t.commit(frame, t.pick(cls[i], loc[i], scale_z, p.window_influence))
-            for i, (t, (_, scale_z)) in enumerate(zip(self.targets, crops))
+            for i, (t, scale_z) in enumerate(zip(self.targets, scales))
         ]

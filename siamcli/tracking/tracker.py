@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import SiamcliError
 from .anchors import cosine_window, generate_anchors, generate_points
-from .crop import CROPS, channel_mean, context_size
+from .crop import CROPS, channel_mean, context_size, square
 from .params import TrackerParams
 from .states import TRACKING, classify
 
@@ -203,9 +203,23 @@ class SiameseTracker:
         """
         if self._zf is None:
             raise RuntimeError("update() called before init()")
-        patch, scale_z = self.search_patch(frame, instance_size)
-        cls, loc = self.engine.track(patch, self._zf)
+        if getattr(self.engine, "device_crop", False):
+            region, scale_z = self.search_region(instance_size)
+            cls, loc = self.engine.track_regions(frame, [region], instance_size, [self._avg],
+                                                 self.params.input_order == "rgb", self._zf)
+        else:
+            patch, scale_z = self.search_patch(frame, instance_size)
+            cls, loc = self.engine.track(patch, self._zf)
         return self.pick(cls[0], loc[0], scale_z, window_influence)
+
+    def search_region(self, instance_size: int) -> Tuple[Tuple[int, int, int], float]:
+        """The search square around the current centre, ``(size, xmin, ymin)`` in frame pixels
+        (:func:`.crop.square`), and its scale: what :meth:`search_patch` cuts, for an engine
+        that crops on its device."""
+        p = self.params
+        s_z = self._context()
+        s_x = s_z * instance_size / p.exemplar_size
+        return square(self.center, round(s_x)), p.exemplar_size / s_z
 
     def search_patch(self, frame: np.ndarray, instance_size: int) -> Tuple[np.ndarray, float]:
         """The search crop around the current centre (network channel order) and its scale."""
