@@ -58,6 +58,8 @@ VARIANTS = {
     "fp16 graphs": dict(precision="fp16", cuda_graphs=True),
     "fp16 graphs CL": dict(precision="fp16", cuda_graphs=True, channels_last=True),
     "fp32 graphs": dict(precision="fp32", cuda_graphs=True),
+    "fp32 graphs folded": dict(precision="fp32", cuda_graphs=True, fold_bn=True),
+    "fp16 graphs folded": dict(precision="fp16", cuda_graphs=True, fold_bn=True),
 }
 CPU_VARIANTS = ("fp32 host crop", "fp32")
 
@@ -87,7 +89,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench_rows(models, variants, device, frames, box, warmup, data, scratch, results, save):
+def bench_rows(models, variants, device, frames, box, warmup, data, scratch, results, save, cudnn_row):
     for model in models:
         try:
             spec, network = load_network(model, weights_for(model, data, scratch))
@@ -103,13 +105,16 @@ def bench_rows(models, variants, device, frames, box, warmup, data, scratch, res
                 run = run_tracker(tracker, lambda: iter(frames), box, warmup)
                 sync(device)
                 run.pop("boxes")
+                if options.get("cuda_graphs"):  # the GPU's own time per frame, without the host around it
+                    run["graph_replay_ms"] = engine.graph_replay_ms()
                 rows[name] = run
                 print(f"{model:32s} {name:24s} network {run['stages_ms']['network']:7.3f} ms  "
-                      f"total {run['stages_ms']['total']:7.3f} ms  {run['fps']:8.1f} fps", flush=True)
+                      f"total {run['stages_ms']['total']:7.3f} ms  {run['fps']:8.1f} fps "
+                      f"{run.get('graph_replay_ms', '')}", flush=True)
             except Exception as exc:  # noqa: BLE001
                 rows[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
                 print(f"{model} {name} FAILED: {exc}", flush=True)
-        if device.startswith("cuda"):  # cuDNN's autotuner: a process-wide switch, so its own row, last
+        if cudnn_row:  # cuDNN's autotuner: a process-wide switch, so its own row, last
             torch.backends.cudnn.benchmark = True
             try:
                 engine = TorchEngine(network, **dict(VARIANTS["fp16 graphs"], device=device))
@@ -225,13 +230,20 @@ def summary(results) -> str:
 @click.option("--models", default=",".join(MODELS), show_default=True)
 @click.option("--steps", default="bench,accuracy,targets", show_default=True)
 @click.option("--warmup", default=5, show_default=True)
+@click.option("--variants", default=None, help="Comma-separated bench rows (default: all; on a CPU the fp32 ones).")
+@click.option("--accuracy-variants", default="fp32 host crop,fp32,fp16 graphs", show_default=True)
+@click.option("--cudnn-row/--no-cudnn-row", default=True, show_default=True,
+              help="A last row per model with cuDNN's autotuner on (CUDA).")
 @click.option("--scratch", type=click.Path(file_okay=False, path_type=Path), default="/tmp/siamcli_gpu_weights",
               show_default=True, help="Where the zoo models' random weights are written (kept out of OUT).")
-def main(data, out, device, frames, seq, models, steps, warmup, scratch):
+def main(data, out, device, frames, seq, models, steps, warmup, scratch, variants, accuracy_variants, cudnn_row):
     out.mkdir(parents=True, exist_ok=True)
     scratch.mkdir(parents=True, exist_ok=True)
     cuda = device.startswith("cuda")
-    variants = list(VARIANTS) if cuda else list(CPU_VARIANTS)
+    if variants:
+        variants = [v.strip() for v in variants.split(",") if v.strip()]
+    else:
+        variants = list(VARIANTS) if cuda else list(CPU_VARIANTS)
     results = {"runtimes": runtimes(), "device": device, "bench": {}, "accuracy": {}}
     print(json.dumps(results["runtimes"]), flush=True)
 
@@ -252,9 +264,10 @@ def main(data, out, device, frames, seq, models, steps, warmup, scratch):
     todo = steps.split(",")
     started = time.perf_counter()
     if "bench" in todo:
-        bench_rows(chosen, variants, device, images, gt[0], warmup, data, scratch, results, save)
+        bench_rows(chosen, variants, device, images, gt[0], warmup, data, scratch, results, save,
+                   cudnn_row and cuda)
     if "accuracy" in todo:
-        acc_variants = ["fp32 host crop", "fp32", "fp16 graphs"] if cuda else list(CPU_VARIANTS)
+        acc_variants = [v.strip() for v in accuracy_variants.split(",")] if cuda else list(CPU_VARIANTS)
         try:
             accuracy([m for m in chosen if m in REAL_WEIGHTS], acc_variants, device, sequences, data, scratch,
                      results, save)

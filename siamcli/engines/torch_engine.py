@@ -223,9 +223,8 @@ class TorchEngine:
         with self._grad_mode():
             x = self._to_tensor(patch)
             if self.cuda_graphs:
-                cls, loc = self._replay(("patch",), [x], zf, lambda ins, z: self._run_search(ins[0], z))
-            else:
-                cls, loc = self._search(x, zf)
+                return self._replay(("patch",), [x], zf, lambda ins, z: self._run_search(ins[0], z))
+            cls, loc = self._search(x, zf)
             return cls.float().cpu().numpy(), loc.float().cpu().numpy()
 
     def track_regions(self, frame: np.ndarray, regions: Sequence[Sequence[float]], model_size: int,
@@ -240,16 +239,17 @@ class TorchEngine:
         params = region_params(regions, model_size)
         colours = fill_colours(fills, rgb)
         with self._grad_mode():
-            inputs = [self._upload(frame), self._upload(np.concatenate([params, colours], 1))]
+            # with a graph, the pinned host copies go straight into its static buffers
+            inputs = [self._host(frame), self._host(np.concatenate([params, colours], 1))]
 
             def squares(ins: List[torch.Tensor]) -> torch.Tensor:
                 return sample_squares(ins[0], ins[1][:, :3], ins[1][:, 3:], model_size, rgb)
 
             if self.cuda_graphs:
-                cls, loc = self._replay(("regions", model_size, rgb), inputs, zf,
-                                        lambda ins, z: self._run_search(self._layout(squares(ins)), z))
-            else:
-                cls, loc = self._search(squares(inputs), zf)
+                return self._replay(("regions", model_size, rgb), inputs, zf,
+                                    lambda ins, z: self._run_search(self._layout(squares(ins)), z))
+            inputs = [t.to(self.device, non_blocking=True) for t in inputs]
+            cls, loc = self._search(squares(inputs), zf)
             return cls.float().cpu().numpy(), loc.float().cpu().numpy()
 
     def _grad_mode(self):
@@ -265,9 +265,10 @@ class TorchEngine:
             return self._run_compiled(x, zf)
         return self._run_search(x, zf)
 
-    def _upload(self, array: np.ndarray) -> torch.Tensor:
-        """A host array on the engine's device; on CUDA through a reused pinned buffer, so the
-        copy is asynchronous (the caller synchronises when it reads the outputs back)."""
+    def _host(self, array: np.ndarray) -> torch.Tensor:
+        """A host array as a tensor to copy to the device from; on CUDA a copy in a reused
+        pinned buffer, so the copy to the device is asynchronous (the caller synchronises
+        when it reads the outputs back, before the buffer is written again)."""
         if self.device.type != "cuda":
             return torch.from_numpy(np.ascontiguousarray(array))
         key = (array.shape, array.dtype.str)
@@ -275,7 +276,7 @@ class TorchEngine:
         if buffer is None:
             buffer = self._pinned[key] = torch.from_numpy(np.empty_like(array)).pin_memory()
         np.copyto(buffer.numpy(), array)
-        return buffer.to(self.device, non_blocking=True)
+        return buffer
 
     @staticmethod
     def join_templates(zfs: Sequence[Any]) -> Any:
@@ -287,34 +288,66 @@ class TorchEngine:
     # -- CUDA graphs ---------------------------------------------------------------
     def _replay(self, kind: Tuple, inputs: Sequence[torch.Tensor], zf: Any,
                 run: Callable[[List[torch.Tensor], Any], Tuple[torch.Tensor, torch.Tensor]]
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``run(inputs, zf)`` through a CUDA graph recorded for these input shapes.
+                ) -> Tuple[np.ndarray, np.ndarray]:
+        """``run(inputs, zf)`` through a CUDA graph recorded for these input shapes -> (cls, loc)
+        as float32 numpy arrays.
 
-        The graph reads from static buffers: the inputs are copied in every call, the
-        template features only when a different ``zf`` object comes in.
+        The graph reads from static buffers: the inputs (host or device tensors) are copied in
+        every call, the template features only when a different ``zf`` object comes in. Both
+        outputs leave the graph as one float32 buffer, read back with one copy and one wait.
         """
         flat = _flatten(zf)
         key = kind + tuple((tuple(t.shape), t.dtype) for t in (*inputs, *flat))
         entry = self._graphs.get(key)
         if entry is None:
-            static_in = [t.clone() for t in inputs]
+            static_in = [torch.empty_like(t, device=self.device).copy_(t) for t in inputs]
             static_z = [t.clone() for t in flat]
             static_zf = _rebuild(zf, static_z)
+
+            def step() -> Tuple[torch.Tensor, Tuple[torch.Size, torch.Size]]:
+                cls, loc = run(static_in, static_zf)
+                joined = torch.cat([cls.float().reshape(-1), loc.float().reshape(-1)])
+                return joined, (cls.shape, loc.shape)
+
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 for _ in range(2):  # warm-up outside the capture (cuDNN autotuning, allocations)
-                    run(static_in, static_zf)
+                    step()
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                out = run(static_in, static_zf)
-            entry = self._graphs[key] = {"graph": graph, "in": static_in, "z": static_z, "out": out, "zf": zf}
+                joined, shapes = step()
+            host = torch.empty(joined.shape, dtype=joined.dtype, pin_memory=True)
+            entry = self._graphs[key] = {"graph": graph, "in": static_in, "z": static_z, "out": joined,
+                                         "host": host, "shapes": shapes, "zf": zf}
         for dst, src in zip(entry["in"], inputs):
-            dst.copy_(src)
+            dst.copy_(src, non_blocking=True)
         if entry["zf"] is not zf:  # a reference, not an id: ids of freed objects are reused
             for dst, src in zip(entry["z"], flat):
                 dst.copy_(src)
             entry["zf"] = zf
         entry["graph"].replay()
-        return entry["out"]
+        entry["host"].copy_(entry["out"], non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        values = entry["host"].numpy()
+        cls_shape, loc_shape = entry["shapes"]
+        split = int(np.prod(cls_shape))
+        # copies: the pinned buffer is written again by the next call
+        return values[:split].reshape(cls_shape).copy(), values[split:].reshape(loc_shape).copy()
+
+    def graph_replay_ms(self, runs: int = 50) -> Dict[str, float]:
+        """GPU time of one replay of each recorded graph (CUDA events, median of ``runs``): the
+        floor of a frame's network time, without the host's work around it."""
+        out = {}
+        for key, entry in self._graphs.items():
+            times = []
+            for _ in range(runs):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                entry["graph"].replay()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            out[f"{key[0]}-{len(out)}"] = round(float(np.median(times)), 4)
+        return out
