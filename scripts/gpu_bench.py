@@ -60,6 +60,7 @@ VARIANTS = {
     "fp32 graphs": dict(precision="fp32", cuda_graphs=True),
     "fp32 graphs folded": dict(precision="fp32", cuda_graphs=True, fold_bn=True),
     "fp16 graphs folded": dict(precision="fp16", cuda_graphs=True, fold_bn=True),
+    "fp16 graphs folded CL": dict(precision="fp16", cuda_graphs=True, fold_bn=True, channels_last=True),
 }
 CPU_VARIANTS = ("fp32 host crop", "fp32")
 

@@ -181,7 +181,8 @@ class MultiBAN(nn.Module):
         for i, (z_f, x_f) in enumerate(_levels(z_fs, x_fs, self.num_levels, "MultiBAN")):
             c, l = getattr(self, f"box{i + 2}")(z_f, x_f)
             cls.append(c)
-            loc.append(torch.exp(l * self.loc_scale[i]))
+            # in float32 even in a half network: exp overflows fp16 above 11
+            loc.append(torch.exp(l.float() * self.loc_scale[i].float()))
         return (_weighted_sum(cls, self.cls_weight if self.weighted else None),
                 _weighted_sum(loc, self.loc_weight if self.weighted else None))
 
