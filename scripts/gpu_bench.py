@@ -4,9 +4,10 @@ cuDNN set-up paid once; fits well inside one 10-minute call):
 
 1. ``siamcli bench``'s loop (:func:`siamcli.bench.run_tracker`) for every model, from decoded
    frames (the sequence is decoded into memory first), one target, in several torch forms:
-   fp32 and fp16 + CUDA graphs with the crop on the host (the path of session 2) and with
-   the crop on the GPU (:mod:`siamcli.engines.device_crop`, now the CUDA default),
-   fp16 + graphs in channels-last memory, and with cuDNN's autotuner on;
+   fp32 and fp16 + CUDA graphs with the crop on the host and on the GPU
+   (:mod:`siamcli.engines.device_crop`, the CUDA default), fp16 with and without its
+   defaults (BatchNorms folded, channels-last memory), and with cuDNN's autotuner on;
+   with CUDA graphs, also the GPU time of one graph replay;
 2. mean IoU on the real sequences of the real-weights models (the bundled ones, NanoTrack
    v2) with the crop on the host and on the GPU, fp32 and fp16 + graphs;
 3. several targets at once (alex, 1/2/4/8 targets, fp16 + graphs, crop on the GPU);
@@ -50,17 +51,18 @@ from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
 MODELS = ("siamrpn", "siamban", "nanotrack_v2", "siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr",
           "siamrpn_r50_l234_dwxcorr", "siamban_r50_l234")
 REAL_WEIGHTS = ("siamrpn", "siamban", "nanotrack_v2")
-# name -> TorchEngine options (device added); rows run in this order for each model
+# name -> TorchEngine options (device added); rows run in this order for each model. fp16 is a
+# half copy of the network, by default with its BatchNorms folded and in channels-last memory
 VARIANTS = {
     "fp32 host crop": dict(precision="fp32", device_crop=False),
     "fp32": dict(precision="fp32"),
     "fp16 graphs host crop": dict(precision="fp16", cuda_graphs=True, device_crop=False),
     "fp16 graphs": dict(precision="fp16", cuda_graphs=True),
-    "fp16 graphs CL": dict(precision="fp16", cuda_graphs=True, channels_last=True),
+    "fp16 graphs NCHW": dict(precision="fp16", cuda_graphs=True, channels_last=False),
+    "fp16 graphs unfolded": dict(precision="fp16", cuda_graphs=True, fold_bn=False),
+    "fp16 graphs unfolded NCHW": dict(precision="fp16", cuda_graphs=True, fold_bn=False, channels_last=False),
     "fp32 graphs": dict(precision="fp32", cuda_graphs=True),
     "fp32 graphs folded": dict(precision="fp32", cuda_graphs=True, fold_bn=True),
-    "fp16 graphs folded": dict(precision="fp16", cuda_graphs=True, fold_bn=True),
-    "fp16 graphs folded CL": dict(precision="fp16", cuda_graphs=True, fold_bn=True, channels_last=True),
 }
 CPU_VARIANTS = ("fp32 host crop", "fp32")
 

@@ -6,7 +6,7 @@ Precision:
 * ``bf16`` -- ``torch.autocast`` with bfloat16 (CPU or CUDA). On a CPU with
   AMX this is about 3x faster than fp32; without AMX it can be several times
   *slower*, so :func:`siamcli.engines.make_engine` only picks it after measuring.
-* ``fp16`` -- CUDA only (``torch.autocast`` with float16).
+* ``fp16`` -- CUDA only: a half copy of the network, BatchNorms folded, channels-last.
 * ``int8`` -- CPU only: the convolutions in int8 through oneDNN (AMX where the
   CPU has it; :mod:`.int8`), calibrated on crops of the first frame when the
   tracker starts (:meth:`TorchEngine.calibrate`). Never chosen automatically.
@@ -73,11 +73,12 @@ class TorchEngine:
     ``threads`` sets torch's intra-op thread count (a process-wide setting in
     torch; left alone when None). ``cuda_graphs`` records the search branch
     once per input shape as a CUDA graph and replays it (CUDA only).
-    ``channels_last`` (default: on a CPU in bf16) runs a copy of the network in
-    channels-last memory, the only layout in which oneDNN uses AMX for bf16
-    convolutions (about 2x faster here). ``fold_bn`` folds the BatchNorms into the
-    convs of a copy (see :mod:`.fusion`; 1.1-1.7x in fp32 on this CPU, but not
-    bit-identical). Plain fp32 (the default) computes exactly what the published
+    ``channels_last`` (default: on a CPU in bf16 and int8, on CUDA in fp16) runs a copy of
+    the network in channels-last memory, the only layout in which oneDNN uses AMX for bf16
+    convolutions (about 2x faster here) and cuDNN runs fp16 convs without transposing.
+    ``fold_bn`` (default: on CUDA in fp16) folds the BatchNorms into the convs of a copy
+    (see :mod:`.fusion`; 1.1-1.7x in fp32 on this CPU, but not bit-identical). fp16 runs
+    a half copy of the network (no autocast). Plain fp32 (the default) computes exactly what the published
     trackers compute, which is what `tests/test_parity.py` checks. ``compile``
     runs the search branch through ``torch.compile`` (inductor, weights frozen and
     packed): the first frames take seconds to tens of seconds to compile, then
@@ -99,7 +100,7 @@ class TorchEngine:
         threads: Optional[int] = None,
         cuda_graphs: bool = False,
         channels_last: Optional[bool] = None,
-        fold_bn: bool = False,
+        fold_bn: Optional[bool] = None,
         compile: bool = False,
         device_crop: Optional[bool] = None,
     ) -> None:
@@ -126,9 +127,14 @@ class TorchEngine:
         self.precision = precision
         self.threads = threads
         self.cuda_graphs = cuda_graphs
-        if channels_last is None:
-            channels_last = self.device.type == "cpu" and precision in ("bf16", "int8")
         half = precision == "fp16"
+        if channels_last is None:
+            # oneDNN's AMX kernels want channels-last, and so do cuDNN's fp16 tensor-core ones
+            # (in NCHW it transposes around every conv: 16 % of a ResNet-50's GPU time)
+            channels_last = precision in ("bf16", "int8") if self.device.type == "cpu" else half
+        if fold_bn is None:
+            # fp16 on CUDA: one kernel less per conv (BN), measured within the accuracy tolerance
+            fold_bn = half
         if fold_bn or channels_last or half:
             # a copy: folding, memory-format and dtype changes are made in place, and the
             # caller's network (possibly shared with other engines) must stay as it is
