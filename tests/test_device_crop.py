@@ -147,3 +147,23 @@ def test_cuda_graph_with_the_crop_inside_matches_eager_and_follows_new_frames_an
         want = eager.track_regions(frame, region, 287, [avg], False, eager.template(z))
         for g, w in zip(got, want):
             assert np.abs(g - w).max() <= tol * max(1.0, np.abs(w).max())
+
+
+def test_recent_cache_keeps_the_most_recently_used_entries():
+    from siamcli.engines.torch_engine import RecentCache
+
+    cache = RecentCache(2)
+    cache["a"], cache["b"] = 1, 2
+    assert cache.get("a") == 1  # a use: "b" is now the oldest
+    cache["c"] = 3
+    assert list(cache) == ["a", "c"] and cache.get("b") is None
+
+
+@cuda
+def test_engine_keeps_a_bounded_number_of_pinned_frame_buffers():
+    from siamcli.engines.torch_engine import KEPT_GRAPHS
+
+    engine = TorchEngine(torch.nn.Identity(), device="cuda")
+    for width in range(3 * KEPT_GRAPHS):  # frames of ever new sizes, as an eval over many sources
+        engine._host(np.zeros((4, 8 + width, 3), dtype=np.uint8))
+    assert len(engine._pinned) == 2 * KEPT_GRAPHS

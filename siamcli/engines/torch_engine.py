@@ -19,6 +19,7 @@ stacks the features of several single-target templates into one batch.
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -31,6 +32,30 @@ from .device_crop import fill_colours, region_params, sample_squares
 from .fusion import fold_batch_norms
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: CUDA graphs (and pinned frame buffers) kept at once: one per input shape, and with the crop on
+#: the device the frame's size is part of the shape, so an eval over many sources would
+#: otherwise keep a graph, and its memory pool, per frame size
+KEPT_GRAPHS = 4
+
+
+class RecentCache(OrderedDict):
+    """A dict that keeps its ``limit`` most recently used entries (``get`` counts as a use)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def get(self, key, default=None):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
 
 
 def pick_device(device: Optional[str] = None) -> torch.device:
@@ -151,8 +176,8 @@ class TorchEngine:
         self._calibrated_shape: Optional[Tuple[int, ...]] = None
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self._graphs: Dict[Tuple, Any] = {}
-        self._pinned: Dict[Tuple, torch.Tensor] = {}
+        self._graphs: Dict[Tuple, Any] = RecentCache(KEPT_GRAPHS)
+        self._pinned: Dict[Tuple, torch.Tensor] = RecentCache(2 * KEPT_GRAPHS)
         self.device_crop = self.device.type == "cuda" if device_crop is None else bool(device_crop)
         self._compiled = None
         if compile:
