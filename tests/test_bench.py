@@ -28,6 +28,19 @@ def test_torch_model_on_a_video_reports_every_stage_and_the_one_thread_baseline(
     json.dumps(result)  # JSON-ready
 
 
+def test_preloaded_frames_take_decoding_out_of_the_loop(synthetic_video, alex_weights):
+    runs = {}
+    for preload in (False, True):
+        runs[preload] = bench("siamrpn_alex_dwxcorr", synthetic_video, weights=alex_weights, engine="torch",
+                              precision="fp32", device="cpu", init_box=(40, 30, 40, 40), max_frames=8,
+                              baseline=False, preload=preload)
+    assert runs[True]["preloaded"] and not runs[False]["preloaded"]
+    assert runs[True]["frames"] == runs[False]["frames"] == 8
+    # decoding an mp4 frame costs far more than taking one from a list
+    assert runs[True]["stages_ms"]["decode"] < runs[False]["stages_ms"]["decode"]
+    assert runs[True]["stages_ms"]["decode"] < 0.05
+
+
 @pytest.mark.shared_data
 def test_nanotrack_on_a_sequence_is_compared_with_opencv_tracker_nano():
     seq = require_shared("data", "seqs", "otb_Crossing")

@@ -280,6 +280,25 @@ def random_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray
     return cv2.GaussianBlur(alpha, (0, 0), 0.8) if min(width, height) > 6 else alpha
 
 
+def turn(obj: np.ndarray, alpha: np.ndarray, degrees: float) -> Tuple[np.ndarray, np.ndarray]:
+    """``obj`` and its ``alpha`` turned by ``degrees`` about their centre, cut to the turned
+    shape's tight box (alpha above one half), so that box is the label."""
+    h, w = alpha.shape
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (int(math.ceil(w * cos + h * sin)), int(math.ceil(w * sin + h * cos)))
+    matrix[0, 2] += (size[0] - w) / 2
+    matrix[1, 2] += (size[1] - h) / 2
+    turned_obj = cv2.warpAffine(obj, matrix, size, flags=cv2.INTER_LINEAR)
+    turned_alpha = cv2.warpAffine(alpha, matrix, size, flags=cv2.INTER_LINEAR)
+    rows = np.flatnonzero(turned_alpha.max(axis=1) > 0.5)
+    cols = np.flatnonzero(turned_alpha.max(axis=0) > 0.5)
+    if not rows.size or not cols.size:
+        return obj, alpha
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return turned_obj[y0:y1, x0:x1], turned_alpha[y0:y1, x0:x1]
+
+
 def paste(frame: np.ndarray, obj: np.ndarray, alpha: np.ndarray, x: int, y: int) -> np.ndarray:
     """``frame`` with ``obj`` blended in at top-left (x, y) through ``alpha`` (clipped to the frame)."""
     out = frame.copy()
@@ -300,7 +319,7 @@ class PairSampler:
     def __init__(self, sources: Sequence[Source], seed: int = 0, negative: float = 0.15,
                  temporal: float = 0.6, max_gap: int = 8, search_shift: float = 64.0,
                  prior_scale: float = 0.25, prior_aspect: float = 0.25, pasted: float = 0.5,
-                 distractor: float = 0.3) -> None:
+                 distractor: float = 0.3, rotate: float = 0.0) -> None:
         if not sources:
             raise ValueError("no training sources")
         self.sources = list(sources)
@@ -313,6 +332,9 @@ class PairSampler:
         self.prior_aspect = prior_aspect
         self.pasted = pasted
         self.distractor = distractor
+        #: paste pairs: the search cut-out turned by up to this many degrees, so that its box's
+        #: extent and aspect change with its pose (0: off)
+        self.rotate = rotate
         weights = np.array([math.sqrt(len(s.frames)) for s in self.sources], dtype=np.float64)
         self._weights = weights / weights.sum()
 
@@ -379,11 +401,14 @@ class PairSampler:
         region, ow, oh = self._cutout(side)
         mask = random_mask(oh, ow, rng)
 
-        def place(frame, scale, stretch):
+        def place(frame, scale, stretch, angle=0.0):
             w = max(6, int(round(ow * scale * stretch)))
             h = max(6, int(round(oh * scale / stretch)))
             obj = photometric(cv2.resize(region, (w, h)), rng, blur=0.0)
             alpha = cv2.resize(mask, (w, h))
+            if angle:
+                obj, alpha = turn(obj, alpha, angle)
+                h, w = alpha.shape
             height, width = frame.shape[:2]
             x = int(rng.integers(0, max(1, width - w)))
             y = int(rng.integers(0, max(1, height - h)))
@@ -398,8 +423,9 @@ class PairSampler:
             height, width = f1.shape[:2]
             search_bg = paste(f1, d_obj, d_alpha, int(rng.integers(0, max(1, width - dw))),
                               int(rng.integers(0, max(1, height - dh))))
+        angle = float(rng.uniform(-self.rotate, self.rotate)) if self.rotate else 0.0
         search_frame, search_box = place(search_bg, math.exp(rng.uniform(-0.15, 0.15)),
-                                         math.exp(rng.uniform(-0.15, 0.15)))
+                                         math.exp(rng.uniform(-0.15, 0.15)), angle)
         return template_frame, template_box, search_frame, search_box
 
     def sample(self) -> Pair:

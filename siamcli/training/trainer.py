@@ -106,8 +106,9 @@ def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], sampler: Pai
 
 
 def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler], count: int,
-                work: Path, seed: int, report: Report = _noop) -> FeatureCache:
-    """Features of ``count`` pairs, in chunks of :data:`CHUNK` saved under ``work``.
+                work: Path, seed: int, report: Report = _noop, tag: str = "") -> FeatureCache:
+    """Features of ``count`` pairs, in chunks of :data:`CHUNK` saved under ``work`` (``tag`` names
+    sampler settings that differ from the defaults, so their chunks are kept apart).
 
     Chunk ``i`` is drawn by its own sampler seeded ``(seed, i)``, so chunks
     already on disk are reused as they are and the result does not depend on
@@ -119,7 +120,7 @@ def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler
     n_chunks = math.ceil(count / CHUNK)
     start = time.perf_counter()
     for i in range(n_chunks):
-        path = work / f"features_d{DATA_VERSION}_s{seed}_{i:04d}.pt"
+        path = work / f"features_d{DATA_VERSION}{tag}_s{seed}_{i:04d}.pt"
         size = min(CHUNK, count - i * CHUNK)
         if path.is_file():
             part = torch.load(path, weights_only=True)
