@@ -6,7 +6,8 @@
 #   2. `siamcli bench --preload` as a user runs it (torch fp16 + CUDA graphs, and onnxruntime's CUDA
 #      and TensorRT providers where onnxruntime-gpu is installed) for the models of $CLI_MODELS.
 #
-#   scripts/gpu_bench.sh DATA OUT      # DATA: seqs/ and nanotrackv2.pth (e.g. .gpu_data)
+#   scripts/gpu_bench.sh DATA OUT [gpu_bench.py options]   # DATA: seqs/ and nanotrackv2.pth (e.g. .gpu_data)
+#   e.g. scripts/gpu_bench.sh .gpu_data out --variants "fp16 graphs,fp32 graphs" --steps bench
 #
 # PYTHON (default python3) must have siamcli's requirements and a CUDA build of torch.
 set -u
@@ -18,7 +19,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$OUT"
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(torch.cuda.get_device_name(0))" || exit 1
 
-timeout "${DRIVER_TIMEOUT:-360}" "$PY" scripts/gpu_bench.py --data "$DATA" --out "$OUT" ${DRIVER_ARGS:-} \
+timeout "${DRIVER_TIMEOUT:-360}" "$PY" scripts/gpu_bench.py --data "$DATA" --out "$OUT" "${@:3}" \
   || echo "gpu_bench.py failed or timed out (partial results in $OUT/gpu_bench.json)"
 
 RUNS=("torch-fp16-graphs|--engine torch --precision fp16 --device cuda --cuda-graphs")
