@@ -54,10 +54,10 @@ class TimedEngine:
         self.end = time.perf_counter()
         return out
 
-    def track_regions(self, frame: np.ndarray, *args: Any):
-        """An engine that crops on its device: the crop is timed as part of the network."""
+    def track_regions(self, frame: np.ndarray, *args: Any, **kwargs: Any):
+        """An engine that crops (and picks) on its device: both are timed as part of the network."""
         self.start = time.perf_counter()
-        out = self.engine.track_regions(frame, *args)
+        out = self.engine.track_regions(frame, *args, **kwargs)
         self.end = time.perf_counter()
         return out
 

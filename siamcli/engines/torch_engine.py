@@ -29,6 +29,7 @@ import torch
 from ..errors import SiamcliError
 from ..models.base import SiameseModel
 from .device_crop import fill_colours, region_params, sample_squares
+from .device_select import CandidateSelector, Selection
 from .fusion import fold_batch_norms
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -112,7 +113,8 @@ class TorchEngine:
 
     ``device_crop`` (default: on for CUDA) offers :meth:`track_regions`: the tracker hands
     over the whole frame and the squares to cut, and the crops are sampled on the device
-    (:mod:`.device_crop`), inside the CUDA graph when there is one.
+    (:mod:`.device_crop`), inside the CUDA graph when there is one. ``device_select`` (with
+    it) also picks each sample's best candidate there (:mod:`.device_select`).
     """
 
     name = "torch"
@@ -128,6 +130,7 @@ class TorchEngine:
         fold_bn: Optional[bool] = None,
         compile: bool = False,
         device_crop: Optional[bool] = None,
+        device_select: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -179,6 +182,9 @@ class TorchEngine:
         self._graphs: Dict[Tuple, Any] = RecentCache(KEPT_GRAPHS)
         self._pinned: Dict[Tuple, torch.Tensor] = RecentCache(2 * KEPT_GRAPHS)
         self.device_crop = self.device.type == "cuda" if device_crop is None else bool(device_crop)
+        # with the crop on the device, the best candidate can be picked there too (one row read back)
+        self.device_select = bool(device_select) and self.device_crop
+        self._selectors: Dict[Tuple, CandidateSelector] = {}
         self._compiled = None
         if compile:
             import torch._inductor.config as inductor_config
@@ -264,29 +270,49 @@ class TorchEngine:
             return cls.float().cpu().numpy(), loc.float().cpu().numpy()
 
     def track_regions(self, frame: np.ndarray, regions: Sequence[Sequence[float]], model_size: int,
-                      fills: Sequence[Sequence[float]], rgb: bool, zf: Any) -> Tuple[np.ndarray, np.ndarray]:
+                      fills: Sequence[Sequence[float]], rgb: bool, zf: Any,
+                      select: Optional[Selection] = None):
         """``track`` with the crops cut on the device: ``frame`` is the whole (H, W, 3) uint8
         BGR frame, ``regions`` one ``(size, xmin, ymin)`` square per sample
         (:func:`siamcli.tracking.crop.square`), each resized to ``model_size``, ``fills`` each
-        sample's fill colour (B, G, R), ``rgb`` whether the network takes RGB."""
+        sample's fill colour (B, G, R), ``rgb`` whether the network takes RGB.
+
+        Returns ``(cls, loc)``; with ``select`` (and ``device_select``), the (N, 8) rows of
+        :class:`.device_select.CandidateSelector` instead."""
         self._check_calibrated()
         if not self.device_crop:
             raise SiamcliError("this engine crops on the host; call track() with the patches")
         params = region_params(regions, model_size)
         colours = fill_colours(fills, rgb)
+        picking = select is not None and self.device_select
         with self._grad_mode():
             # with a graph, the pinned host copies go straight into its static buffers
             inputs = [self._host(frame), self._host(np.concatenate([params, colours], 1))]
+            if picking:
+                inputs.append(self._host(np.ascontiguousarray(select.states, dtype=np.float32)))
 
-            def squares(ins: List[torch.Tensor]) -> torch.Tensor:
-                return sample_squares(ins[0], ins[1][:, :3], ins[1][:, 3:], model_size, rgb).to(self._dtype)
+            def run(ins: List[torch.Tensor], z: Any, search: Callable) -> Tuple[torch.Tensor, ...]:
+                x = sample_squares(ins[0], ins[1][:, :3], ins[1][:, 3:], model_size, rgb).to(self._dtype)
+                cls, loc = search(x, z)
+                if not picking:
+                    return cls, loc
+                return (self._selector(select, int(cls.shape[-1]))(cls, loc, ins[2]),)
 
             if self.cuda_graphs:
-                return self._replay(("regions", model_size, rgb), inputs, zf,
-                                    lambda ins, z: self._run_search(self._layout(squares(ins)), z))
-            inputs = [t.to(self.device, non_blocking=True) for t in inputs]
-            cls, loc = self._search(squares(inputs), zf)
-            return cls.float().cpu().numpy(), loc.float().cpu().numpy()
+                kind = ("regions", model_size, rgb, select.key if picking else None)
+                out = self._replay(kind, inputs, zf,
+                                   lambda ins, z: run(ins, z, lambda x, zz: self._run_search(self._layout(x), zz)))
+            else:
+                inputs = [t.to(self.device, non_blocking=True) for t in inputs]
+                out = tuple(t.float().cpu().numpy() for t in run(inputs, zf, self._search))
+            return out[0] if picking else out
+
+    def _selector(self, select: Selection, score_size: int) -> CandidateSelector:
+        key = (select.key, score_size)
+        selector = self._selectors.get(key)
+        if selector is None:
+            selector = self._selectors[key] = select.factory(score_size).to(self.device)
+        return selector
 
     def _grad_mode(self):
         # inductor freezes (folds and packs) weights only under no_grad, not inference_mode
@@ -323,13 +349,13 @@ class TorchEngine:
 
     # -- CUDA graphs ---------------------------------------------------------------
     def _replay(self, kind: Tuple, inputs: Sequence[torch.Tensor], zf: Any,
-                run: Callable[[List[torch.Tensor], Any], Tuple[torch.Tensor, torch.Tensor]]
-                ) -> Tuple[np.ndarray, np.ndarray]:
-        """``run(inputs, zf)`` through a CUDA graph recorded for these input shapes -> (cls, loc)
-        as float32 numpy arrays.
+                run: Callable[[List[torch.Tensor], Any], Tuple[torch.Tensor, ...]]
+                ) -> Tuple[np.ndarray, ...]:
+        """``run(inputs, zf)`` through a CUDA graph recorded for these input shapes -> its
+        outputs (e.g. cls, loc) as float32 numpy arrays.
 
         The graph reads from static buffers: the inputs (host or device tensors) are copied in
-        every call, the template features only when a different ``zf`` object comes in. Both
+        every call, the template features only when a different ``zf`` object comes in. The
         outputs leave the graph as one float32 buffer, read back with one copy and one wait.
         """
         flat = _flatten(zf)
@@ -340,10 +366,10 @@ class TorchEngine:
             static_z = [t.clone() for t in flat]
             static_zf = _rebuild(zf, static_z)
 
-            def step() -> Tuple[torch.Tensor, Tuple[torch.Size, torch.Size]]:
-                cls, loc = run(static_in, static_zf)
-                joined = torch.cat([cls.float().reshape(-1), loc.float().reshape(-1)])
-                return joined, (cls.shape, loc.shape)
+            def step() -> Tuple[torch.Tensor, Tuple[torch.Size, ...]]:
+                outs = run(static_in, static_zf)
+                joined = torch.cat([t.float().reshape(-1) for t in outs])
+                return joined, tuple(t.shape for t in outs)
 
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
@@ -367,10 +393,13 @@ class TorchEngine:
         entry["host"].copy_(entry["out"], non_blocking=True)
         torch.cuda.current_stream().synchronize()
         values = entry["host"].numpy()
-        cls_shape, loc_shape = entry["shapes"]
-        split = int(np.prod(cls_shape))
-        # copies: the pinned buffer is written again by the next call
-        return values[:split].reshape(cls_shape).copy(), values[split:].reshape(loc_shape).copy()
+        out, start = [], 0
+        for shape in entry["shapes"]:
+            size = int(np.prod(shape))
+            # copies: the pinned buffer is written again by the next call
+            out.append(values[start:start + size].reshape(shape).copy())
+            start += size
+        return tuple(out)
 
     def graph_replay_ms(self, runs: int = 50) -> Dict[str, float]:
         """GPU time of one replay of each recorded graph (CUDA events, median of ``runs``): the

@@ -53,9 +53,14 @@ class MultiTracker:
         p = self.params
         if getattr(self.engine, "device_crop", False):
             regions = [t.search_region(p.instance_size) for t in self.targets]
-            cls, loc = self.engine.track_regions(frame, [r for r, _ in regions], p.instance_size,
-                                                 [t._avg for t in self.targets], p.input_order == "rgb", self._zf)
             scales = [scale_z for _, scale_z in regions]
+            args = (frame, [r for r, _ in regions], p.instance_size, [t._avg for t in self.targets],
+                    p.input_order == "rgb", self._zf)
+            if getattr(self.engine, "device_select", False):
+                rows = self.engine.track_regions(*args, select=self.targets[0].selection(self.targets,
+                                                                                         p.window_influence))
+                return [t.commit(frame, t.finish(rows[i], scales[i])) for i, t in enumerate(self.targets)]
+            cls, loc = self.engine.track_regions(*args)
         else:
             crops = [t.search_patch(frame, p.instance_size) for t in self.targets]
             batch = np.stack([patch for patch, _ in crops])

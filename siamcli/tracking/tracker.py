@@ -205,8 +205,12 @@ class SiameseTracker:
             raise RuntimeError("update() called before init()")
         if getattr(self.engine, "device_crop", False):
             region, scale_z = self.search_region(instance_size)
-            cls, loc = self.engine.track_regions(frame, [region], instance_size, [self._avg],
-                                                 self.params.input_order == "rgb", self._zf)
+            rgb = self.params.input_order == "rgb"
+            if getattr(self.engine, "device_select", False):
+                rows = self.engine.track_regions(frame, [region], instance_size, [self._avg], rgb, self._zf,
+                                                 select=self.selection([self], window_influence))
+                return self.finish(rows[0], scale_z)
+            cls, loc = self.engine.track_regions(frame, [region], instance_size, [self._avg], rgb, self._zf)
         else:
             patch, scale_z = self.search_patch(frame, instance_size)
             cls, loc = self.engine.track(patch, self._zf)
@@ -229,6 +233,40 @@ class SiameseTracker:
         s_x = s_z * instance_size / p.exemplar_size
         patch = CROPS[p.crop](frame, self.center, instance_size, round(s_x), self._avg)
         return self._prepare(patch), scale_z
+
+    def selection(self, targets: Sequence["SiameseTracker"], window_influence: float):
+        """What an engine needs to pick the best candidate of each of ``targets`` (trackers with
+        this one's parameters) on its device (:class:`siamcli.engines.device_select.Selection`)."""
+        from ..engines.device_select import CandidateSelector, Selection, selector_state
+
+        p = self.params
+        key = (p.family, p.box_units, p.penalty_k, p.stride, tuple(p.anchor_ratios), tuple(p.anchor_scales))
+        states = np.stack([
+            selector_state(t.size[0] * t._scale(), t.size[1] * t._scale(), t.size[0] / t.size[1], window_influence)
+            for t in targets])
+        return Selection(key, lambda size: CandidateSelector(*self._grid_and_window(size), p.family,
+                                                             p.box_units == "target", p.penalty_k), states)
+
+    def _scale(self) -> float:
+        return self.params.exemplar_size / self._context()
+
+    def finish(self, row: np.ndarray, scale_z: float):
+        """A device selector's row (:data:`siamcli.engines.device_select.FIELDS`) -> ``(cx, cy, w, h,
+        score)`` in frame pixels, the size smoothed, as :meth:`pick` returns it."""
+        if row[7] <= 0:  # no usable candidate: the target stays where it was
+            return float(self.center[0]), float(self.center[1]), float(self.size[0]), float(self.size[1]), 0.0
+        return self._smooth(np.asarray(row[1:5], dtype=np.float64), float(row[6]), float(row[5]), scale_z)
+
+    def _smooth(self, box: np.ndarray, penalty: float, score: float, scale_z: float):
+        """The chosen candidate (cx, cy, w, h in patch pixels around the patch centre) -> the new
+        ``(cx, cy, w, h, score)`` in frame pixels, the size moved towards it by the learning rate."""
+        bbox = box / scale_z
+        lr = penalty * score * self.params.lr
+        cx = bbox[0] + self.center[0]
+        cy = bbox[1] + self.center[1]
+        width = self.size[0] * (1 - lr) + bbox[2] * lr
+        height = self.size[1] * (1 - lr) + bbox[3] * lr
+        return float(cx), float(cy), float(width), float(height), float(score)
 
     def pick(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, window_influence: float):
         """Decode one sample's outputs, penalise, window, take the best, smooth the size."""
@@ -257,10 +295,4 @@ class SiameseTracker:
                 return float(self.center[0]), float(self.center[1]), float(self.size[0]), float(self.size[1]), 0.0
             best = int(np.argmax(np.where(usable, pscore, -np.inf)))
 
-        bbox = pred[:, best] / scale_z
-        lr = penalty[best] * score[best] * p.lr
-        cx = bbox[0] + self.center[0]
-        cy = bbox[1] + self.center[1]
-        width = self.size[0] * (1 - lr) + bbox[2] * lr
-        height = self.size[1] * (1 - lr) + bbox[3] * lr
-        return float(cx), float(cy), float(width), float(height), float(score[best])
+        return self._smooth(pred[:, best], penalty[best], score[best], scale_z)
