@@ -7,7 +7,8 @@ cuDNN set-up paid once; fits well inside one 10-minute call):
    fp32 and fp16 + CUDA graphs with the crop on the host and on the GPU
    (:mod:`siamcli.engines.device_crop`, the CUDA default), fp16 with and without its
    defaults (BatchNorms folded, channels-last memory), and with cuDNN's autotuner on;
-   with CUDA graphs, also the GPU time of one graph replay;
+   the best candidate picked on the GPU or on the host (the default picks on the GPU for score
+   maps of 1000 candidates and more); with CUDA graphs, also the GPU time of one graph replay;
 2. mean IoU on the real sequences of the real-weights models (the bundled ones, NanoTrack
    v2) with the crop on the host and on the GPU, fp32 and fp16 + graphs;
 3. several targets at once (alex, 1/2/4/8 targets, fp16 + graphs, crop on the GPU);
@@ -64,6 +65,7 @@ VARIANTS = {
     "fp32 graphs": dict(precision="fp32", cuda_graphs=True),
     "fp32 graphs folded": dict(precision="fp32", cuda_graphs=True, fold_bn=True),
     "fp16 graphs select": dict(precision="fp16", cuda_graphs=True, device_select=True),
+    "fp16 graphs host pick": dict(precision="fp16", cuda_graphs=True, device_select=False),
     "fp32 graphs select": dict(precision="fp32", cuda_graphs=True, device_select=True),
 }
 CPU_VARIANTS = ("fp32 host crop", "fp32")

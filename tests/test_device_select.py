@@ -137,3 +137,18 @@ def test_cuda_graph_with_the_pick_inside_matches_eager():
         t.init(frame, (200, 150, 60, 40))
         results[graphs] = [t.update(np.roll(frame, 3 * i, axis=1)).box for i in range(4)]
     np.testing.assert_allclose(results[True], results[False], atol=1e-3)
+
+
+def test_left_to_the_tracker_the_pick_goes_to_the_device_for_large_score_maps_only():
+    from siamcli.tracking.tracker import DEVICE_SELECT_CANDIDATES, picks_on_device
+
+    class Engine:
+        device_select = None
+
+    assert picks_on_device(Engine(), 2205) and not picks_on_device(Engine(), 625)
+    assert DEVICE_SELECT_CANDIDATES == 1000
+    Engine.device_select = False
+    assert not picks_on_device(Engine(), 5000)
+    Engine.device_select = True
+    assert picks_on_device(Engine(), 121)
+    assert not picks_on_device(object(), 5000)  # engines that cannot pick (onnx, host crop)

@@ -114,7 +114,8 @@ class TorchEngine:
     ``device_crop`` (default: on for CUDA) offers :meth:`track_regions`: the tracker hands
     over the whole frame and the squares to cut, and the crops are sampled on the device
     (:mod:`.device_crop`), inside the CUDA graph when there is one. ``device_select`` (with
-    it) also picks each sample's best candidate there (:mod:`.device_select`).
+    it) also picks each sample's best candidate there (:mod:`.device_select`); left at None, the
+    tracker does so for score maps of many candidates (see ``DEVICE_SELECT_CANDIDATES``).
     """
 
     name = "torch"
@@ -130,7 +131,7 @@ class TorchEngine:
         fold_bn: Optional[bool] = None,
         compile: bool = False,
         device_crop: Optional[bool] = None,
-        device_select: bool = False,
+        device_select: Optional[bool] = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -182,8 +183,9 @@ class TorchEngine:
         self._graphs: Dict[Tuple, Any] = RecentCache(KEPT_GRAPHS)
         self._pinned: Dict[Tuple, torch.Tensor] = RecentCache(2 * KEPT_GRAPHS)
         self.device_crop = self.device.type == "cuda" if device_crop is None else bool(device_crop)
-        # with the crop on the device, the best candidate can be picked there too (one row read back)
-        self.device_select = bool(device_select) and self.device_crop
+        # with the crop on the device, the best candidate can be picked there too (one row read
+        # back); None: the tracker decides by the number of candidates (DEVICE_SELECT_CANDIDATES)
+        self.device_select = (None if device_select is None else bool(device_select)) if self.device_crop else False
         self._selectors: Dict[Tuple, CandidateSelector] = {}
         self._compiled = None
         if compile:
@@ -284,7 +286,7 @@ class TorchEngine:
             raise SiamcliError("this engine crops on the host; call track() with the patches")
         params = region_params(regions, model_size)
         colours = fill_colours(fills, rgb)
-        picking = select is not None and self.device_select
+        picking = select is not None and self.device_select is not False
         with self._grad_mode():
             # with a graph, the pinned host copies go straight into its static buffers
             inputs = [self._host(frame), self._host(np.concatenate([params, colours], 1))]

@@ -13,7 +13,7 @@ from typing import Any, List, Sequence
 import numpy as np
 
 from .params import TrackerParams
-from .tracker import SiameseTracker, TrackResult
+from .tracker import SiameseTracker, TrackResult, picks_on_device
 
 
 class MultiTracker:
@@ -56,7 +56,7 @@ class MultiTracker:
             scales = [scale_z for _, scale_z in regions]
             args = (frame, [r for r, _ in regions], p.instance_size, [t._avg for t in self.targets],
                     p.input_order == "rgb", self._zf)
-            if getattr(self.engine, "device_select", False):
+            if picks_on_device(self.engine, self.targets[0]._grid.shape[1]):
                 rows = self.engine.track_regions(*args, select=self.targets[0].selection(self.targets,
                                                                                          p.window_influence))
                 return [t.commit(frame, t.finish(rows[i], scales[i])) for i, t in enumerate(self.targets)]
