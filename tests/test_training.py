@@ -57,13 +57,13 @@ def test_still_pairs_put_the_target_where_the_box_says():
     assert search[cy + q, cx + q].astype(int).sum() > search[cy + q, cx - q].astype(int).sum() + 200
 
 
-@pytest.mark.parametrize("rotate", [0.0, 40.0])
-def test_pasted_shapes_fill_the_box_they_are_labelled_with(rotate):
+@pytest.mark.parametrize("rotate,rotated", [(0.0, 1.0), (40.0, 1.0), (40.0, 0.5)])
+def test_pasted_shapes_fill_the_box_they_are_labelled_with(rotate, rotated):
     """Paste pairs: a flat white cut-out on a black frame lies exactly inside its box, also when the
     search cut-out is turned (its box is then the turned shape's tight box)."""
     white = Source("white", [np.full((240, 320, 3), 255, np.uint8)])
     black = Source("black", [np.zeros((240, 320, 3), np.uint8)])
-    sampler = PairSampler([white, black], seed=0, distractor=0.0, rotate=rotate)
+    sampler = PairSampler([white, black], seed=0, distractor=0.0, rotate=rotate, rotated=rotated)
     checked = 0
     for _ in range(30):
         f0, b0, f1, b1 = sampler._paste_pair()

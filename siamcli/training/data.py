@@ -319,7 +319,7 @@ class PairSampler:
     def __init__(self, sources: Sequence[Source], seed: int = 0, negative: float = 0.15,
                  temporal: float = 0.6, max_gap: int = 8, search_shift: float = 64.0,
                  prior_scale: float = 0.25, prior_aspect: float = 0.25, pasted: float = 0.5,
-                 distractor: float = 0.3, rotate: float = 0.0) -> None:
+                 distractor: float = 0.3, rotate: float = 0.0, rotated: float = 1.0) -> None:
         if not sources:
             raise ValueError("no training sources")
         self.sources = list(sources)
@@ -333,8 +333,9 @@ class PairSampler:
         self.pasted = pasted
         self.distractor = distractor
         #: paste pairs: the search cut-out turned by up to this many degrees, so that its box's
-        #: extent and aspect change with its pose (0: off)
+        #: extent and aspect change with its pose (0: off), in this share of the paste pairs
         self.rotate = rotate
+        self.rotated = rotated
         weights = np.array([math.sqrt(len(s.frames)) for s in self.sources], dtype=np.float64)
         self._weights = weights / weights.sum()
 
@@ -423,7 +424,9 @@ class PairSampler:
             height, width = f1.shape[:2]
             search_bg = paste(f1, d_obj, d_alpha, int(rng.integers(0, max(1, width - dw))),
                               int(rng.integers(0, max(1, height - dh))))
-        angle = float(rng.uniform(-self.rotate, self.rotate)) if self.rotate else 0.0
+        angle = 0.0
+        if self.rotate and (self.rotated >= 1.0 or rng.random() < self.rotated):
+            angle = float(rng.uniform(-self.rotate, self.rotate))
         search_frame, search_box = place(search_bg, math.exp(rng.uniform(-0.15, 0.15)),
                                          math.exp(rng.uniform(-0.15, 0.15)), angle)
         return template_frame, template_box, search_frame, search_box
