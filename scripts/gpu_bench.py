@@ -96,6 +96,24 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def bench_row(model, name, options, network, spec, frames, box, warmup, rows) -> None:
+    """One timed run of ``siamcli bench``'s loop with a TorchEngine of ``options``, into ``rows[name]``."""
+    try:
+        engine = TorchEngine(network, **options)
+        run = run_tracker(SiameseTracker(engine, spec.params), lambda: iter(frames), box, warmup)
+        sync(options["device"])
+        run.pop("boxes")
+        if options.get("cuda_graphs"):  # the GPU's own time per frame, without the host around it
+            run["graph_replay_ms"] = engine.graph_replay_ms()
+        rows[name] = run
+        print(f"{model:32s} {name:24s} network {run['stages_ms']['network']:7.3f} ms  "
+              f"total {run['stages_ms']['total']:7.3f} ms  {run['fps']:8.1f} fps "
+              f"{run.get('graph_replay_ms', '')}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - one row's failure must not stop the run
+        rows[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
+        print(f"{model} {name} FAILED: {exc}", flush=True)
+
+
 def bench_rows(models, variants, device, frames, box, warmup, data, scratch, results, save, cudnn_row):
     for model in models:
         try:
@@ -105,33 +123,12 @@ def bench_rows(models, variants, device, frames, box, warmup, data, scratch, res
             continue
         rows = results["bench"].setdefault(model, {})
         for name in variants:
-            options = dict(VARIANTS[name], device=device)
-            try:
-                engine = TorchEngine(network, **options)
-                tracker = SiameseTracker(engine, spec.params)
-                run = run_tracker(tracker, lambda: iter(frames), box, warmup)
-                sync(device)
-                run.pop("boxes")
-                if options.get("cuda_graphs"):  # the GPU's own time per frame, without the host around it
-                    run["graph_replay_ms"] = engine.graph_replay_ms()
-                rows[name] = run
-                print(f"{model:32s} {name:24s} network {run['stages_ms']['network']:7.3f} ms  "
-                      f"total {run['stages_ms']['total']:7.3f} ms  {run['fps']:8.1f} fps "
-                      f"{run.get('graph_replay_ms', '')}", flush=True)
-            except Exception as exc:  # noqa: BLE001
-                rows[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-2000:]}
-                print(f"{model} {name} FAILED: {exc}", flush=True)
+            bench_row(model, name, dict(VARIANTS[name], device=device), network, spec, frames, box, warmup, rows)
         if cudnn_row:  # cuDNN's autotuner: a process-wide switch, so its own row, last
             torch.backends.cudnn.benchmark = True
             try:
-                engine = TorchEngine(network, **dict(VARIANTS["fp16 graphs"], device=device))
-                run = run_tracker(SiameseTracker(engine, spec.params), lambda: iter(frames), box, warmup)
-                run.pop("boxes")
-                rows["fp16 graphs cudnn.benchmark"] = run
-                print(f"{model:32s} {'fp16 graphs cudnn.bench':24s} network {run['stages_ms']['network']:7.3f} ms  "
-                      f"total {run['stages_ms']['total']:7.3f} ms  {run['fps']:8.1f} fps", flush=True)
-            except Exception as exc:  # noqa: BLE001
-                rows["fp16 graphs cudnn.benchmark"] = {"error": f"{type(exc).__name__}: {exc}"}
+                bench_row(model, "fp16 graphs cudnn.benchmark", dict(VARIANTS["fp16 graphs"], device=device),
+                          network, spec, frames, box, warmup, rows)
             finally:
                 torch.backends.cudnn.benchmark = False
         del network

@@ -95,15 +95,6 @@ def selector_state(width: float, height: float, ratio: float, window_influence: 
     return np.array([width, height, ratio, window_influence], dtype=np.float32)
 
 
-def as_picks(rows: np.ndarray) -> list:
-    """Selector rows -> per sample ``None`` (no usable candidate) or
-    ``(cx, cy, w, h, score, penalty)`` as floats."""
-    out: list = []
-    for row in np.asarray(rows, dtype=np.float64).reshape(-1, len(FIELDS)):
-        out.append(tuple(float(v) for v in row[1:7]) if row[7] > 0 else None)
-    return out
-
-
 @dataclass(frozen=True)
 class Selection:
     """What an engine needs to pick on its device: ``key`` names the selector's settings (the

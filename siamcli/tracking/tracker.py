@@ -216,33 +216,33 @@ class SiameseTracker:
             raise RuntimeError("update() called before init()")
         if getattr(self.engine, "device_crop", False):
             region, scale_z = self.search_region(instance_size)
-            rgb = self.params.input_order == "rgb"
+            args = (frame, [region], instance_size, [self._avg], self.params.input_order == "rgb", self._zf)
             if picks_on_device(self.engine, self._grid.shape[1]):
-                rows = self.engine.track_regions(frame, [region], instance_size, [self._avg], rgb, self._zf,
-                                                 select=self.selection([self], window_influence))
+                rows = self.engine.track_regions(*args, select=self.selection([self], window_influence))
                 return self.finish(rows[0], scale_z)
-            cls, loc = self.engine.track_regions(frame, [region], instance_size, [self._avg], rgb, self._zf)
+            cls, loc = self.engine.track_regions(*args)
         else:
             patch, scale_z = self.search_patch(frame, instance_size)
             cls, loc = self.engine.track(patch, self._zf)
         return self.pick(cls[0], loc[0], scale_z, window_influence)
 
+    def _search_side(self, instance_size: int) -> Tuple[int, float]:
+        """Side of the search square in frame pixels (rounded, as the reference crops it) and the
+        scale from frame to patch pixels."""
+        s_z = self._context()
+        return round(s_z * instance_size / self.params.exemplar_size), self.params.exemplar_size / s_z
+
     def search_region(self, instance_size: int) -> Tuple[Tuple[int, int, int], float]:
         """The search square around the current centre, ``(size, xmin, ymin)`` in frame pixels
         (:func:`.crop.square`), and its scale: what :meth:`search_patch` cuts, for an engine
         that crops on its device."""
-        p = self.params
-        s_z = self._context()
-        s_x = s_z * instance_size / p.exemplar_size
-        return square(self.center, round(s_x)), p.exemplar_size / s_z
+        side, scale_z = self._search_side(instance_size)
+        return square(self.center, side), scale_z
 
     def search_patch(self, frame: np.ndarray, instance_size: int) -> Tuple[np.ndarray, float]:
         """The search crop around the current centre (network channel order) and its scale."""
-        p = self.params
-        s_z = self._context()
-        scale_z = p.exemplar_size / s_z
-        s_x = s_z * instance_size / p.exemplar_size
-        patch = CROPS[p.crop](frame, self.center, instance_size, round(s_x), self._avg)
+        side, scale_z = self._search_side(instance_size)
+        patch = CROPS[self.params.crop](frame, self.center, instance_size, side, self._avg)
         return self._prepare(patch), scale_z
 
     def selection(self, targets: Sequence["SiameseTracker"], window_influence: float):
@@ -252,9 +252,8 @@ class SiameseTracker:
 
         p = self.params
         key = (p.family, p.box_units, p.penalty_k, p.stride, tuple(p.anchor_ratios), tuple(p.anchor_scales))
-        states = np.stack([
-            selector_state(t.size[0] * t._scale(), t.size[1] * t._scale(), t.size[0] / t.size[1], window_influence)
-            for t in targets])
+        states = np.stack([selector_state(*(t.size * t._scale()), t.size[0] / t.size[1], window_influence)
+                           for t in targets])
         return Selection(key, lambda size: CandidateSelector(*self._grid_and_window(size), p.family,
                                                              p.box_units == "target", p.penalty_k), states)
 
