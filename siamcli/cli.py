@@ -94,7 +94,7 @@ def _output_options(fn):
 
 
 def _engine_options(fn):
-    """Options that pick the runtime: engine, precision, threads, ONNX files, crop."""
+    """Options that pick the runtime: engine, precision, threads, ONNX files, compilation, CUDA graphs, crop."""
     options = [
         click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
                      help="Runtime. auto: the fastest, measured at start, among accuracy-verified options."),
@@ -109,6 +109,8 @@ def _engine_options(fn):
         click.option("--compile", "compile_", is_flag=True,
                      help="torch engine: compile the search branch (torch.compile, weights packed once). "
                           "The first frames take seconds to compile, then each frame is faster; needs a C++ compiler."),
+        click.option("--cuda-graphs", is_flag=True,
+                     help="torch engine on CUDA: replay the crop, network and pick of each frame as one CUDA graph."),
         click.option("--crop", type=click.Choice(["reference", "fast"]), default="reference", show_default=True,
                      help="reference: the published trackers' padded crop; fast: the same inside the frame, one "
                           "warp across its border (a few grey levels apart there, cheaper for large targets)."),
@@ -136,14 +138,15 @@ def _several(box) -> bool:
     return box is not None and isinstance(box, list)
 
 
-def _create(model, config, weights, device, engine, precision, threads, onnx_files, crop, compile_=False):
+def _create(model, config, weights, device, engine, precision, threads, onnx_files, crop, compile_=False,
+            cuda_graphs=False):
     from dataclasses import replace
 
     from .api import create_tracker
 
     tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
                                    precision=precision, threads=threads, onnx_files=onnx_files or None,
-                                   compile=compile_)
+                                   compile=compile_, cuda_graphs=cuda_graphs)
     if crop != tracker.params.crop:
         tracker.params = replace(tracker.params, crop=crop)
     return tracker, spec

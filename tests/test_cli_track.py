@@ -114,6 +114,7 @@ def bad_inputs(tmp_path_factory):
     ("unknown_model", "unknown model"),
     ("no_weights", "no weights given"),
     ("missing_config", "config file not found"),
+    ("cuda_graphs_on_cpu", "CUDA graphs need a CUDA GPU"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, bad_inputs, synthetic_video, alex_weights,
                                                   case, expect):
@@ -132,6 +133,7 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, bad_inputs, 
         "unknown_model": ["track", synthetic_video, "-m", "siamfc", *base[4:]],
         "no_weights": ["track", synthetic_video, "-m", "siamrpn_alex_dwxcorr", *base[6:]],
         "missing_config": ["track", synthetic_video, "--config", tmp_path / "c.yaml", *base[4:]],
+        "cuda_graphs_on_cpu": [*base, "--engine", "torch", "--device", "cpu", "--cuda-graphs"],
     }[case]
     code, _, err = run_cli(args, capsys)
     assert code == 2
