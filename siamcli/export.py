@@ -42,7 +42,7 @@ class _TemplateGraph(nn.Module):
         self.model = model
 
     def forward(self, z: torch.Tensor):
-        return tuple(_flatten(self.model.extract_template(z)))
+        return tuple(_flatten(self.model.template_kernels(z)))
 
 
 class _SearchGraph(nn.Module):
@@ -53,7 +53,7 @@ class _SearchGraph(nn.Module):
 
     def forward(self, x: torch.Tensor, *zf: torch.Tensor):
         kernels = list(zf) if self.multi else zf[0]
-        return self.model.correlate(kernels, self.model.extract_search(x))
+        return self.model.search(x, kernels)
 
 
 def export_graph(module: nn.Module, args: Tuple, input_names, output_names, dynamic_axes) -> bytes:
@@ -78,8 +78,9 @@ def export_onnx_bytes(model: SiameseModel, exemplar_size: int = 127, instance_si
     z = torch.full((1, 3, exemplar_size, exemplar_size), 114.0)
     x = torch.full((1, 3, instance_size, instance_size), 114.0)
     with torch.no_grad():
-        zf = _flatten(model.extract_template(z))
-        multi = isinstance(model.extract_template(z), (list, tuple))
+        kernels = model.template_kernels(z)
+        zf = _flatten(kernels)
+        multi = isinstance(kernels, (list, tuple))
         names = [f"zf{i}" for i in range(len(zf))]
         template = export_graph(_TemplateGraph(model).eval(), (z,), ["z"], names,
                            {"z": {0: "n"}, **{n: {0: "n"} for n in names}})

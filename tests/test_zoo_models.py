@@ -1,6 +1,7 @@
 """Model-zoo architectures: checkpoint keys/shapes, output shapes, batching, config building."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -114,6 +115,63 @@ def test_template_then_track_equals_forward():
     torch.testing.assert_close(loc, loc2)
 
 
+# -- (2b) the template's half of the head runs once per target ---------------------
+def _template_side_convs(m):
+    """The head convs that only ever see template features."""
+    names = ("conv_kernel", "template_cls_conv", "template_loc_conv")
+    return [mod for name, mod in m.named_modules() if name.rsplit(".", 1)[-1] in names]
+
+
+@pytest.mark.parametrize("name", ["siamrpn_alex_dwxcorr", "siamban_r50_l234"])
+def test_search_runs_no_template_conv_and_matches_the_whole_head(name):
+    m = model(name)
+    search, _ = SEARCH[name]
+    z, x = rand_img(1, 127, 11), rand_img(1, search, 12)
+    calls = []
+    convs = _template_side_convs(m)
+    assert convs
+    with torch.no_grad():
+        kernels = m.template_kernels(z)
+        hooks = [c.register_forward_hook(lambda *_: calls.append(1)) for c in convs]
+        try:
+            cls, loc = m.search(x, kernels)
+        finally:
+            for h in hooks:
+                h.remove()
+        cls_ref, loc_ref = m.correlate(m.extract_template(z), m.extract_search(x))
+    assert calls == []  # the per-frame branch leaves the template's convs alone
+    torch.testing.assert_close(cls, cls_ref)
+    torch.testing.assert_close(loc, loc_ref)
+    # the kernels are the adapted template: 4x4 (alex) / 5x5 (ResNet-50) after a 3x3 conv, two per level
+    flat = kernels if isinstance(kernels, list) else [kernels]
+    side = 4 if "alex" in name else 5
+    assert [tuple(k.shape[2:]) for k in flat] == [(side, side)] * (2 if "alex" in name else 6)
+
+
+def test_upchannel_kernels_are_the_lifted_template():
+    cfg = copy.deepcopy(ALEX)
+    cfg["RPN"] = {"TYPE": "UPChannelRPN", "KWARGS": {"anchor_num": 5, "feature_in": 256}}
+    torch.manual_seed(1)
+    m = zoo.build_from_config(cfg)
+    z, x = rand_img(1, 127, 13), rand_img(1, 287, 14)
+    with torch.no_grad():
+        kernels = m.template_kernels(z)
+        assert [tuple(k.shape) for k in kernels] == [(1, 2560, 4, 4), (1, 5120, 4, 4)]
+        cls, loc = m.search(x, kernels)
+        cls_ref, loc_ref = m(z, x)
+    torch.testing.assert_close(cls, cls_ref)
+    torch.testing.assert_close(loc, loc_ref)
+
+
+def test_multi_head_refuses_kernels_of_another_level_count():
+    m = model("siamban_r50_l234")
+    with torch.no_grad():
+        kernels = m.template_kernels(rand_img(1, 127, 15))
+        xf = m.extract_search(rand_img(1, 255, 16))
+        with pytest.raises(ValueError, match="6 kernels"):
+            m.respond(kernels[:4], xf)
+
+
 # -- (3) batching ------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr"])
 def test_batch_matches_single(name):
@@ -198,7 +256,6 @@ ALEX = zoo.ZOO_CONFIGS["siamrpn_alex_dwxcorr"]
 
 
 def _with(section: str, **changes) -> dict:
-    import copy
     cfg = copy.deepcopy(zoo.ZOO_CONFIGS["siamrpn_r50_l234_dwxcorr"])
     cfg[section].update(changes)
     return cfg
@@ -248,7 +305,6 @@ def test_upchannel_rpn_shapes_and_batching():
 
 
 def test_upchannel_rpn_from_config():
-    import copy
     cfg = copy.deepcopy(ALEX)
     cfg["RPN"] = {"TYPE": "UPChannelRPN", "KWARGS": {"anchor_num": 5, "feature_in": 256}}
     m = zoo.build_from_config(cfg)

@@ -244,6 +244,5 @@ def crops_runner(pairs: Iterable[tuple], to_tensor: Callable) -> Callable[[nn.Mo
 
     def run(model: nn.Module) -> None:
         for z, x in pairs:
-            zf = model.extract_template(to_tensor(z))
-            model.correlate(zf, model.extract_search(to_tensor(x)))
+            model.search(to_tensor(x), model.template_kernels(to_tensor(z)))
     return run

@@ -90,7 +90,7 @@ class _SearchBranch(torch.nn.Module):
         self.model = model
 
     def forward(self, zf: Any, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        return self.model.correlate(zf, self.model.extract_search(x))
+        return self.model.search(x, zf)
 
 
 class TorchEngine:
@@ -217,7 +217,7 @@ class TorchEngine:
 
     def _run_search(self, x: torch.Tensor, zf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():
-            return self.model.correlate(zf, self.model.extract_search(x))
+            return self.model.search(x, zf)
 
     def _run_compiled(self, x: torch.Tensor, zf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         try:
@@ -260,7 +260,7 @@ class TorchEngine:
     def template(self, patch: np.ndarray) -> Any:
         self._check_calibrated()
         with torch.inference_mode(), self._autocast():
-            return self.model.extract_template(self._to_tensor(patch))
+            return self.model.template_kernels(self._to_tensor(patch))
 
     def track(self, patch: np.ndarray, zf: Any) -> Tuple[np.ndarray, np.ndarray]:
         self._check_calibrated()

@@ -1,9 +1,14 @@
 """The interface every Siamese network in siamcli implements.
 
 A model is stateless with respect to the target: ``template(z)`` returns the
-template features (the correlation kernels) and ``track(x, zf)`` correlates
-the search features against them. ``track(x)`` without ``zf`` uses the
-features of the last ``template()`` call, as a convenience.
+template's correlation kernels and ``track(x, kernels)`` correlates the search
+features against them. ``track(x)`` without kernels uses those of the last
+``template()`` call, as a convenience.
+
+The kernels are the template features after the head's template-side convs
+(``kernels(zf)``), computed once per target instead of once per frame; models
+whose head has no such convs use the features themselves. ``correlate(zf, xf)``
+takes features and is ``respond(kernels(zf), xf)``.
 
 Inputs are float32 NCHW tensors of raw 0-255 pixel values (no mean/std
 normalisation), in the channel order the weights were trained with.
@@ -49,20 +54,36 @@ class SiameseModel(nn.Module):
         """Head: correlate search features with template features -> (cls, loc)."""
         raise NotImplementedError
 
-    # -- public API ---------------------------------------------------------
-    def template(self, z: torch.Tensor) -> Any:
-        """Compute (and remember) the template features of patch ``z``."""
-        zf = self.extract_template(z)
-        self._last_zf = zf
+    def kernels(self, zf: Any) -> Any:
+        """The correlation kernels of template features ``zf`` (default: ``zf`` itself)."""
         return zf
 
-    def track(self, x: torch.Tensor, zf: Any = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Run the search branch on ``x`` against ``zf`` (default: the last template)."""
-        if zf is None:
-            zf = self._last_zf
-            if zf is None:
+    def respond(self, kernels: Any, xf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Head with the template's half done: correlate ``xf`` with ``kernels(zf)``."""
+        return self.correlate(kernels, xf)
+
+    # -- public API ---------------------------------------------------------
+    def template_kernels(self, z: torch.Tensor) -> Any:
+        """The correlation kernels of template patch ``z`` (what a tracker keeps per target)."""
+        return self.kernels(self.extract_template(z))
+
+    def search(self, x: torch.Tensor, kernels: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The per-frame branch: search patch ``x`` against a template's ``kernels``."""
+        return self.respond(kernels, self.extract_search(x))
+
+    def template(self, z: torch.Tensor) -> Any:
+        """Compute (and remember) the correlation kernels of patch ``z``."""
+        kernels = self.template_kernels(z)
+        self._last_zf = kernels
+        return kernels
+
+    def track(self, x: torch.Tensor, kernels: Any = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Run the search branch on ``x`` against ``kernels`` (default: the last template's)."""
+        if kernels is None:
+            kernels = self._last_zf
+            if kernels is None:
                 raise RuntimeError("track() called before template()")
-        return self.correlate(zf, self.extract_search(x))
+        return self.search(x, kernels)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Template and search in one call (inference only; used for export and tests)."""

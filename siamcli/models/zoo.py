@@ -56,6 +56,12 @@ class _SiameseNet(SiameseModel):
     def correlate(self, zf: Any, xf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         return getattr(self, self.head_attr)(zf, xf)
 
+    def kernels(self, zf: Any) -> Any:
+        return getattr(self, self.head_attr).kernels(zf)
+
+    def respond(self, kernels: Any, xf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, self.head_attr).respond(kernels, xf)
+
 
 class SiamRPNModel(_SiameseNet):
     """pysot SiamRPN / SiamRPN++ (anchor-based): ``backbone``, [``neck``], ``rpn_head``."""
