@@ -115,6 +115,8 @@ def bad_inputs(tmp_path_factory):
     ("no_weights", "no weights given"),
     ("missing_config", "config file not found"),
     ("cuda_graphs_on_cpu", "CUDA graphs need a CUDA GPU"),
+    ("cuda_graphs_auto_engine_on_cpu", "CUDA graphs need a CUDA GPU"),
+    ("cuda_graphs_onnx_engine", "--cuda-graphs applies to the torch engine"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, bad_inputs, synthetic_video, alex_weights,
                                                   case, expect):
@@ -134,6 +136,9 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, bad_inputs, 
         "no_weights": ["track", synthetic_video, "-m", "siamrpn_alex_dwxcorr", *base[6:]],
         "missing_config": ["track", synthetic_video, "--config", tmp_path / "c.yaml", *base[4:]],
         "cuda_graphs_on_cpu": [*base, "--engine", "torch", "--device", "cpu", "--cuda-graphs"],
+        # auto used to drop the torch candidates quietly and run onnxruntime
+        "cuda_graphs_auto_engine_on_cpu": [*base, "--engine", "auto", "--device", "cpu", "--cuda-graphs"],
+        "cuda_graphs_onnx_engine": [*base, "--engine", "onnx", "--cuda-graphs"],
     }[case]
     code, _, err = run_cli(args, capsys)
     assert code == 2

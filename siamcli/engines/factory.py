@@ -179,6 +179,14 @@ def make_engine(
         raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if compile and (onnx_files or engine == "onnx"):
         raise SiamcliError("--compile applies to the torch engine; drop it, or drop --onnx / --engine onnx")
+    if cuda_graphs:
+        # asked for explicitly: say why it cannot be had, rather than let ``auto`` drop every torch
+        # candidate and quietly run onnxruntime
+        if engine == "onnx" or onnx_files:
+            raise SiamcliError("--cuda-graphs applies to the torch engine; drop it, or drop --engine onnx / --onnx")
+        if device in ("cpu", "tensorrt") or (device in (None, "auto") and not _cuda_available()):
+            raise SiamcliError("CUDA graphs need a CUDA GPU (torch finds none here, or --device is not cuda); "
+                               "drop --cuda-graphs")
     if onnx_files:
         if engine == "torch":
             raise SiamcliError("ONNX files were given but --engine torch was asked for; use --engine onnx")
