@@ -90,11 +90,6 @@ class CandidateSelector(torch.nn.Module):
         return torch.cat(columns, 1)
 
 
-def selector_state(width: float, height: float, ratio: float, window_influence: float) -> np.ndarray:
-    """One sample's state row (:data:`STATE`) as float32."""
-    return np.array([width, height, ratio, window_influence], dtype=np.float32)
-
-
 @dataclass(frozen=True)
 class Selection:
     """What an engine needs to pick on its device: ``key`` names the selector's settings (the

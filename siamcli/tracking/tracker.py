@@ -97,6 +97,7 @@ class SiameseTracker:
             self._grid = generate_points(params.stride, size)
         self._window = cosine_window(size, params.anchor_num)
         self._wide: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+        self._selector_parts: Optional[Tuple[Any, Any]] = None  # device pick: key and factory
         self._zf: Any = None
         self._avg = np.zeros(3)
         self.center = np.zeros(2)
@@ -248,14 +249,18 @@ class SiameseTracker:
     def selection(self, targets: Sequence["SiameseTracker"], window_influence: float):
         """What an engine needs to pick the best candidate of each of ``targets`` (trackers with
         this one's parameters) on its device (:class:`siamcli.engines.device_select.Selection`)."""
-        from ..engines.device_select import CandidateSelector, Selection, selector_state
+        from ..engines.device_select import CandidateSelector, Selection
 
-        p = self.params
-        key = (p.family, p.box_units, p.penalty_k, p.stride, tuple(p.anchor_ratios), tuple(p.anchor_scales))
-        states = np.stack([selector_state(*(t.size * t._scale()), t.size[0] / t.size[1], window_influence)
-                           for t in targets])
-        return Selection(key, lambda size: CandidateSelector(*self._grid_and_window(size), p.family,
-                                                             p.box_units == "target", p.penalty_k), states)
+        if self._selector_parts is None:  # built once: this runs every frame on the GPU path
+            p = self.params
+            key = (p.family, p.box_units, p.penalty_k, p.stride, tuple(p.anchor_ratios), tuple(p.anchor_scales))
+            self._selector_parts = (key, lambda size: CandidateSelector(
+                *self._grid_and_window(size), p.family, p.box_units == "target", p.penalty_k))
+        key, factory = self._selector_parts
+        # one STATE row per target: its size in patch pixels, aspect ratio, window influence
+        states = np.array([(t.size[0] * s, t.size[1] * s, t.size[0] / t.size[1], window_influence)
+                           for t, s in ((t, t._scale()) for t in targets)], dtype=np.float32)
+        return Selection(key, factory, states)
 
     def _scale(self) -> float:
         return self.params.exemplar_size / self._context()
