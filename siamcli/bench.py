@@ -152,9 +152,12 @@ def _loop(frames: Callable[[], Iterator[np.ndarray]], box: Sequence[float],
                 times[key].append(value)
     elapsed = time.perf_counter() - timed_from
     timed = max(count - warmup, 0)
+    # each frame's share of time spent outside the network (decode, crop, post, write), median
+    outside = [(t - n) / t for t, n in zip(times["total"], times["network"]) if t > 0]
     return {
         "frames": count + 1,
         "stages_ms": {k: _median_ms(v) for k, v in times.items() if v},
+        "outside_network_pct": round(float(np.median(outside)) * 100, 2) if outside else None,
         "fps": round(timed / elapsed, 2) if timed and elapsed > 0 else 0.0,
         # the first frame's costs, outside the medians: template (+ int8 calibration), then the
         # first update (oneDNN primitive creation, or compilation with --compile)
@@ -201,6 +204,7 @@ def run_opencv_nano(backbone: PathLike, head: PathLike, frames: Callable[[], Ite
 
     out = _loop(frames, box, init, update, warmup, sink or io.StringIO())
     out["note"] = "cv2.TrackerNano.update = crop + network + post-processing, reported as network"
+    out["outside_network_pct"] = None  # its crop and post-processing cannot be told from its network
     return out
 
 

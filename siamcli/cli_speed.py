@@ -41,6 +41,10 @@ def bench_table(result: dict) -> Table:
         if has_base:
             row.append(_fmt(base["stages_ms"].get(stage)))
         table.add_row(*row)
+    row = ["outside network", _pct(result.get("outside_network_pct"))]
+    if has_base:
+        row.append(_pct(base.get("outside_network_pct")))
+    table.add_row(*row)
     row = ["end-to-end fps", f"{result['fps']:.1f}"]
     if has_base:
         row.append(f"{base['fps']:.1f}")
@@ -70,6 +74,10 @@ def bench_table(result: dict) -> Table:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.1f} %"
 
 
 @click.command("bench")

@@ -20,6 +20,7 @@ def test_torch_model_on_a_video_reports_every_stage_and_the_one_thread_baseline(
     assert all(v >= 0 for v in result["stages_ms"].values())
     assert result["stages_ms"]["network"] <= result["stages_ms"]["total"]
     assert result["fps"] > 0 and "mean_iou" not in result
+    assert 0 <= result["outside_network_pct"] < 100
     base = result["baseline"]
     assert base["name"] == "torch eager fp32, 1 thread" and base["fps"] > 0
     assert result["speedup"] == pytest.approx(result["fps"] / base["fps"], rel=0.02)
@@ -51,6 +52,8 @@ def test_nanotrack_on_a_sequence_is_compared_with_opencv_tracker_nano():
     base = result["baseline"]
     assert base["name"].startswith("cv2.TrackerNano") and base["fps"] > 0
     assert 0.3 < base["mean_iou"] <= 1.0
+    # OpenCV's update is crop, network and post-processing in one: no share can be told apart
+    assert base["outside_network_pct"] is None and result["outside_network_pct"] > 0
     assert "Crossing" in bench_table(result).title
 
 
@@ -62,6 +65,7 @@ def test_bench_command_prints_a_table_and_writes_json(tmp_path, synthetic_video,
     assert result.exit_code == 0, result.output
     assert "network" in result.output and "end-to-end fps" in result.output
     assert "first frame: init" in result.output and "first update" in result.output
+    assert "outside network" in result.output
     doc = json.loads(out.read_text())
     assert doc["model"] == "siamrpn_alex_dwxcorr" and doc["frames"] == 4 and "baseline" not in doc
 
@@ -83,6 +87,26 @@ def test_unreadable_source_is_a_user_error(tmp_path):
         open_source(bad)
     with pytest.raises(SiamcliError, match="no image frames"):
         open_source(tmp_path)
+
+
+def test_outside_network_share_is_each_frames_time_beside_the_network_in_percent():
+    import io
+    import time
+
+    from siamcli.bench import _loop
+
+    def update(_frame):
+        time.sleep(0.02)  # a frame takes at least 20 ms, of which the "network" says it took 5
+        return (0.0, 0.0, 1.0, 1.0), {"network": 0.005}
+
+    out = _loop(lambda: iter([1, 2, 3, 4, 5]), (0, 0, 1, 1), lambda f, b: None, update, 1, io.StringIO())
+    assert 75 <= out["outside_network_pct"] < 100
+    from rich.console import Console
+
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(bench_table({"model": "m", "source": "s", "frames": 5, "engine": "e", **out, "baseline": None}))
+    row = next(line for line in console.export_text().splitlines() if "outside network" in line)
+    assert f"{out['outside_network_pct']:.1f} %" in row
 
 
 def test_default_box_is_centred_and_a_quarter_of_the_frame():
