@@ -104,12 +104,11 @@ def create_tracker(
         runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
                              onnx_files=onnx_files, compile=compile)
         return SiameseTracker(runner, spec.params), spec
-    weights = resolve_weights(spec, weights)
-    from .models.checkpoint import load_weights
+    from .engines.factory import checkpoint_source
 
-    network = build_network(spec, weights)
-    load_weights(network, weights, spec.name)
-    network.spec_name = spec.name  # lets make_engine find the model's accuracy checks
-    runner = make_engine(network, engine=engine, precision=precision, device=device, threads=threads,
+    # the network is built (and the checkpoint read) only if the engine needs it: a remembered
+    # ONNX export of these weights does not
+    source = checkpoint_source(spec, resolve_weights(spec, weights))
+    runner = make_engine(source, engine=engine, precision=precision, device=device, threads=threads,
                          cuda_graphs=cuda_graphs, instance_size=spec.params.instance_size, compile=compile)
     return SiameseTracker(runner, spec.params), spec

@@ -265,8 +265,8 @@ def bench(
     """Time each stage of the tracking loop for ``model`` on ``source`` against a baseline.
 
     Returns a JSON-ready dict: ``stages_ms`` (median decode / crop / network /
-    post / write / total per frame), ``startup_ms`` (``init`` on the first frame, with an
-    int8 engine's calibration, and the ``first_update``, with any compilation), ``fps`` (end to end), ``mean_iou`` (for
+    post / write / total per frame), ``startup_ms`` (building the ``engine``, ``init`` on the first
+    frame, with an int8 engine's calibration, and the ``first_update``, with any compilation), ``fps`` (end to end), ``mean_iou`` (for
     annotated sequences), the chosen engine (and ``probe`` timings when it was
     chosen automatically), and ``baseline`` with the same figures plus
     ``speedup`` (fps / baseline fps). ``preload`` decodes every frame into memory before
@@ -291,9 +291,11 @@ def bench(
             init_box = tuple(float(v) for v in gt[0])
         else:
             init_box = default_box(next(frames()).shape)
+    started = time.perf_counter()
     tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
                                    precision=precision, threads=threads, onnx_files=onnx_files,
                                    cuda_graphs=cuda_graphs, compile=compile)
+    engine_ms = (time.perf_counter() - started) * 1000
     result: Dict[str, Any] = {
         "model": spec.name, "source": str(source), "engine": tracker.engine.name,
         "precision": getattr(tracker.engine, "precision", None), "threads": threads,
@@ -301,8 +303,12 @@ def bench(
     }
     if getattr(tracker.engine, "probe", None):
         result["probe_ms"] = tracker.engine.probe
+        # auto's choice measured by an earlier start on this machine (siamcli.engines.startup_cache)
+        result["probe_remembered"] = bool(getattr(tracker.engine, "probe_remembered", False))
     run = run_tracker(tracker, frames, init_box, warmup)
     result.update({k: v for k, v in run.items() if k != "boxes"})
+    # building the engine (checkpoint, export, auto's probe), before the first frame's init
+    result["startup_ms"] = {"engine": round(engine_ms, 1), **result["startup_ms"]}
     if gt is not None:
         result["mean_iou"] = mean_iou(run["boxes"], gt)
 

@@ -56,7 +56,8 @@ def bench_table(result: dict) -> Table:
         table.add_row(*row)
     startup = result.get("startup_ms") or {}
     base_startup = base.get("startup_ms") or {}
-    for key, label in (("init", "first frame: init"), ("first_update", "first update")):
+    for key, label in (("engine", "start: engine built"), ("init", "first frame: init"),
+                       ("first_update", "first update")):
         if key in startup:
             row = [label, _fmt(startup[key])]
             if has_base:
@@ -68,7 +69,9 @@ def bench_table(result: dict) -> Table:
         table.caption = f"baseline skipped: {base['skipped']}"
     if result.get("probe_ms"):
         probe = ", ".join(f"{k} {v:.1f} ms" for k, v in result["probe_ms"].items())
-        table.caption = (table.caption + "\n" if table.caption else "") + f"auto probe (search branch): {probe}"
+        when = " (remembered from an earlier start)" if result.get("probe_remembered") else ""
+        table.caption = ((table.caption + "\n" if table.caption else "")
+                         + f"auto probe (search branch){when}: {probe}")
     return table
 
 

@@ -1,6 +1,8 @@
 """Shared fixtures: paths to ../shared/data, synthetic videos and random-weight checkpoints."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -13,6 +15,10 @@ SHARED = ROOT.parent / "shared"
 DATA = SHARED / "data"
 REFERENCE = SHARED / "reference"
 NEEDS_SHARED = "needs ../shared/data and ../shared/reference beside the project (real sequences, videos, weights)"
+
+# the tests start from an empty start-up cache of their own (siamcli.engines.startup_cache), never the user's;
+# subprocesses inherit it
+os.environ["SIAMCLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="siamcli-test-cache-")
 
 
 def require_shared(*parts: str) -> Path:

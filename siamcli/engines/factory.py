@@ -7,17 +7,25 @@ precision only where ``accuracy.json`` (written by
 ``scripts/bench_accuracy.py``) records that it keeps the mean IoU on the
 shared sequences within ``ACCURACY_TOLERANCE`` of fp32 for that model.
 An explicitly requested precision is always honoured.
+
+``auto``'s choice and the ONNX export of a checkpoint are remembered on disk
+(:mod:`.startup_cache`), so the next start skips the probe and the export, and, on
+the onnxruntime engine, never builds the torch network at all.
 """
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import SiamcliError
+from . import startup_cache
 
 ENGINES = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
@@ -50,7 +58,14 @@ def verified_precisions(model_name: Optional[str], table: Optional[Dict[str, Any
     return out
 
 
+#: files whose presence tells that an NVIDIA driver is installed (Linux, WSL)
+_NVIDIA_NODES = ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/dxg")
+
+
 def _cuda_available() -> bool:
+    # importing torch takes 1.5 s here: on Linux without an NVIDIA driver there is no CUDA to find
+    if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in _NVIDIA_NODES):
+        return False
     try:
         import torch
     except ImportError:
@@ -58,22 +73,58 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _resolve_model(model: Any, weights: Optional[PathLike]) -> Tuple[Any, Optional[str], int]:
-    """(network, model name for the accuracy table, instance size) from a name, spec or network."""
+@dataclass
+class NetworkSource:
+    """A network with its weights, built on first use: a start on a remembered ONNX export
+    needs neither the network nor torch. ``cache_key`` (see
+    :func:`.startup_cache.model_key`) names the weights file's export; None: never cached."""
+
+    name: Optional[str]
+    instance_size: int
+    load: Callable[[], Any]
+    cache_key: Optional[str] = None
+    _network: Any = field(default=None, repr=False)
+
+    def network(self) -> Any:
+        if self._network is None:
+            self._network = self.load()
+        return self._network
+
+
+def checkpoint_source(spec: Any, weights: PathLike) -> NetworkSource:
+    """The network of catalog ``spec`` with ``weights`` loaded, as a :class:`NetworkSource`."""
+    from ..api import build_network
+
+    def load() -> Any:
+        from ..models.checkpoint import load_weights
+
+        network = build_network(spec, weights)
+        load_weights(network, weights, spec.name)
+        network.spec_name = spec.name  # finds the model's accuracy checks
+        return network
+
+    p = spec.params
+    try:
+        key = startup_cache.model_key(spec.name, spec.architecture, spec.config, weights, p.exemplar_size,
+                                      p.instance_size)
+    except OSError:
+        key = None  # unreadable weights: the load explains
+    return NetworkSource(spec.name, p.instance_size, load, key)
+
+
+def _resolve_model(model: Any, weights: Optional[PathLike]) -> NetworkSource:
+    """A :class:`NetworkSource` from a name, spec, source or ready network."""
     from ..catalog import ModelSpec, get_spec
 
+    if isinstance(model, NetworkSource):
+        return model
     if isinstance(model, str):
         model = get_spec(model)
     if isinstance(model, ModelSpec):
-        from ..api import build_network
-        from ..models.checkpoint import load_weights
-
         if weights is None:
             raise SiamcliError(f"no weights given for {model.name}: pass --weights model.pth")
-        network = build_network(model, weights)
-        load_weights(network, weights, model.name)
-        return network, model.name, model.params.instance_size
-    return model, getattr(model, "spec_name", None), 255
+        return checkpoint_source(model, weights)
+    return NetworkSource(getattr(model, "spec_name", None), 255, lambda: model, None, model)
 
 
 def _onnx_from_files(files: Sequence[PathLike], device: Optional[str], threads: Optional[int]):
@@ -91,14 +142,13 @@ def _onnx_from_files(files: Sequence[PathLike], device: Optional[str], threads: 
     return OnnxPairEngine(first, second, device=device, threads=threads)
 
 
-def _build(kind: str, precision: str, network: Any, device: Optional[str], threads: Optional[int],
+def _build(kind: str, precision: str, source: NetworkSource, device: Optional[str], threads: Optional[int],
            cuda_graphs: bool, instance_size: int, compile: bool = False):
     if kind == "torch":
         from .torch_engine import TorchEngine
 
-        return TorchEngine(network, device=device, precision=precision, threads=threads, cuda_graphs=cuda_graphs,
-                           compile=compile)
-    from ..export import export_onnx_bytes
+        return TorchEngine(source.network(), device=device, precision=precision, threads=threads,
+                           cuda_graphs=cuda_graphs, compile=compile)
     from .onnx_engine import OnnxEngine, providers_for
 
     providers_for(device)  # fail before a (possibly long) export when the device is not there
@@ -107,8 +157,20 @@ def _build(kind: str, precision: str, network: Any, device: Optional[str], threa
                            "--onnx); or use --engine torch --precision int8")
     if precision != "fp32":
         raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}; use --engine torch for {precision}")
-    template, search = export_onnx_bytes(network, instance_size=instance_size)
-    return OnnxEngine(template, search, device=device, threads=threads)
+    key = None if source.cache_key is None else f"{source.cache_key}-{instance_size}"
+    remembered = startup_cache.load_onnx(key) if key else None
+    if remembered is not None:
+        try:
+            return OnnxEngine(*remembered, device=device, threads=threads)
+        except Exception:  # a damaged file: export again
+            startup_cache.forget_onnx(key)
+    from ..export import export_onnx_bytes
+
+    graphs = export_onnx_bytes(source.network(), instance_size=instance_size)
+    engine = OnnxEngine(*graphs, device=device, threads=threads)
+    if key:
+        startup_cache.save_onnx(key, graphs)
+    return engine
 
 
 def probe_speed(engine: Any, exemplar_size: int = 127, instance_size: int = 255, runs: int = 5) -> float:
@@ -193,29 +255,49 @@ def make_engine(
         if precision not in ("auto", "fp32"):
             raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}")
         return _onnx_from_files(onnx_files, device, threads)
-    network, name, default_size = _resolve_model(model, weights)
-    instance_size = instance_size or default_size
+    source = _resolve_model(model, weights)
+    name = source.name
+    instance_size = instance_size or source.instance_size
     pairs = candidates("torch" if compile else engine, precision, name, device)
     if compile:
         pairs = pairs[:1]
     torch_device = None if device == "tensorrt" else device
+
+    def build(kind: str, prec: str, compiled: bool = False):
+        return _build(kind, prec, source, device if kind == "onnx" else torch_device, threads,
+                      cuda_graphs and kind == "torch", instance_size, compiled)
+
     if len(pairs) == 1:
-        kind, prec = pairs[0]
-        return _build(kind, prec, network, device if kind == "onnx" else torch_device, threads,
-                      cuda_graphs and kind == "torch", instance_size, compile)
+        return build(*pairs[0], compile)
+    choice_key = startup_cache.machine_key(name, pairs, device, threads, instance_size) if name else None
+    remembered = startup_cache.load_choice(choice_key) if choice_key else None
+    if remembered is not None:
+        kind, _, prec = remembered["choice"].partition("-")
+        if (kind, prec) in pairs:
+            try:
+                chosen = build(kind, prec)
+            except SiamcliError:
+                chosen = None  # e.g. a GPU gone since: measure again
+            if chosen is not None:
+                chosen.probe = dict(remembered.get("probe_ms") or {})
+                chosen.probe_remembered = True
+                return chosen
+    source.network()  # the checkpoint's own errors surface here, not as "no engine could be built"
     timings: Dict[str, float] = {}
-    best, best_time = None, float("inf")
+    best, best_name, best_time = None, None, float("inf")
     for kind, prec in pairs:
         try:
-            built = _build(kind, prec, network, device if kind == "onnx" else torch_device, threads,
-                           cuda_graphs and kind == "torch", instance_size)
+            built = build(kind, prec)
         except SiamcliError:
             continue  # e.g. no CUDA provider in this onnxruntime
         seconds = probe_speed(built, instance_size=instance_size, runs=probe_runs)
         timings[f"{kind}-{prec}"] = round(seconds * 1000, 3)
         if seconds < best_time:
-            best, best_time = built, seconds
+            best, best_name, best_time = built, f"{kind}-{prec}", seconds
     if best is None:
         raise SiamcliError("no engine could be built for this model and device")
     best.probe = timings
+    best.probe_remembered = False
+    if choice_key:
+        startup_cache.save_choice(choice_key, best_name, timings, name)
     return best

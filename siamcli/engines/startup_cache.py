@@ -1,0 +1,240 @@
+"""What a tracker's start costs once per model and machine, kept on disk for the next start.
+
+Two things are remembered, in ``$SIAMCLI_CACHE_DIR`` (default ``$XDG_CACHE_HOME/siamcli``, else
+``~/.cache/siamcli``; ``SIAMCLI_CACHE_DIR=none`` turns the cache off):
+
+* the ONNX export of a network (``onnx/<key>.template.onnx`` and ``.search.onnx``), keyed by the
+  weights file's content, the architecture, the patch sizes and the source of the code that builds and
+  exports the network, so any change to either gives a new export. A ResNet-50's pair takes 400 MB:
+  the least recently used exports go once they hold more than ``SIAMCLI_CACHE_MAX_MB`` (2048);
+* ``auto``'s measured choice of engine and precision (``choices.json``), keyed by the model, the
+  candidates, the CPU, the thread count and the runtimes' versions: the probe builds and times every
+  candidate (seconds to tens of seconds for a ResNet-50), and it is measured once per machine.
+
+With both remembered, a start on the onnxruntime engine needs neither torch nor the checkpoint's
+network. The cache is an optimisation only: it is never required, and a cache that cannot be read or
+written (read-only home, damaged file) is passed over silently.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, Union
+
+PathLike = Union[str, Path]
+
+#: bump when the layout of the cache changes
+FORMAT = 1
+#: default room for ONNX exports, in MB (``SIAMCLI_CACHE_MAX_MB``)
+MAX_MB = 2048
+CHOICES = "choices.json"
+_PACKAGE = Path(__file__).resolve().parent.parent
+#: sources whose change changes an exported graph or the engines' speed ranking
+_CODE = ("models", "engines", "export.py")
+
+
+def cache_dir() -> Optional[Path]:
+    """The cache folder, or None when ``SIAMCLI_CACHE_DIR=none`` turns the cache off."""
+    chosen = os.environ.get("SIAMCLI_CACHE_DIR")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "none", "off", "0") else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no home folder to be found
+            return None
+    return Path(base) / "siamcli"
+
+
+def _digest(parts: Iterable[Any]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+@lru_cache(maxsize=None)
+def code_digest() -> str:
+    """A digest of the siamcli sources that build, export and run networks."""
+    files = []
+    for name in _CODE:
+        path = _PACKAGE / name
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return _digest([str(f.relative_to(_PACKAGE)).encode() + b"\0" + f.read_bytes() for f in files if f.is_file()])
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+@lru_cache(maxsize=None)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_digest(path: PathLike) -> str:
+    """sha256 of a file's content (remembered within the process while the file is unchanged)."""
+    st = os.stat(path)
+    return _file_digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def model_key(name: str, architecture: str, config: Any, weights: PathLike, exemplar_size: int,
+              instance_size: int) -> str:
+    """The key of one network with one weights file, exported for these patch sizes."""
+    config_text = json.dumps(config, sort_keys=True, default=str) if config is not None else ""
+    return _digest([FORMAT, name, architecture, config_text, file_digest(weights), exemplar_size, instance_size,
+                    code_digest(), _version("torch")])
+
+
+def machine_key(model_name: str, candidates: Sequence[Tuple[str, str]], device: Optional[str],
+                threads: Optional[int], instance_size: int) -> str:
+    """The key of ``auto``'s choice among ``candidates`` for one model on this machine."""
+    return _digest([FORMAT, model_name, list(candidates), device, threads, instance_size, _cpu_name(),
+                    os.cpu_count(), sys.platform, platform.machine(), _version("torch"), _version("onnxruntime"),
+                    _version("onnxruntime-gpu"), code_digest()])
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# -- ONNX exports ------------------------------------------------------------------
+def _onnx_paths(root: Path, key: str) -> Tuple[Path, Path]:
+    return root / "onnx" / f"{key}.template.onnx", root / "onnx" / f"{key}.search.onnx"
+
+
+def load_onnx(key: str) -> Optional[Tuple[bytes, bytes]]:
+    """The remembered (template, search) ONNX bytes of ``key``, or None."""
+    root = cache_dir()
+    if root is None:
+        return None
+    paths = _onnx_paths(root, key)
+    try:
+        template, search = (p.read_bytes() for p in paths)
+        for p in paths:
+            os.utime(p)  # used now: the last to go when room is made
+    except OSError:
+        return None
+    return (template, search) if template and search else None
+
+
+def save_onnx(key: str, graphs: Tuple[bytes, bytes]) -> None:
+    """Remember an export (search first: a reader that finds the template finds both)."""
+    root = cache_dir()
+    if root is None:
+        return
+    template_path, search_path = _onnx_paths(root, key)
+    try:
+        _write_atomic(search_path, graphs[1])
+        _write_atomic(template_path, graphs[0])
+        _make_room(root / "onnx", key)
+    except OSError:
+        pass
+
+
+def _budget() -> int:
+    try:
+        return int(float(os.environ.get("SIAMCLI_CACHE_MAX_MB", MAX_MB)) * 1e6)
+    except ValueError:
+        return int(MAX_MB * 1e6)
+
+
+def _make_room(folder: Path, keep: str) -> None:
+    """Delete the least recently used exports (never ``keep``) while they hold more than the budget."""
+    exports: Dict[str, Tuple[float, int]] = {}
+    for path in folder.glob("*.onnx"):
+        key = path.name.split(".", 1)[0]
+        st = path.stat()
+        used, size = exports.get(key, (0.0, 0))
+        exports[key] = (max(used, st.st_mtime), size + st.st_size)
+    total = sum(size for _, size in exports.values())
+    for key, (_, size) in sorted(exports.items(), key=lambda kv: kv[1][0]):
+        if total <= _budget():
+            break
+        if key != keep:
+            forget_onnx_in(folder, key)
+            total -= size
+
+
+def forget_onnx(key: str) -> None:
+    root = cache_dir()
+    if root is not None:
+        forget_onnx_in(root / "onnx", key)
+
+
+def forget_onnx_in(folder: Path, key: str) -> None:
+    for path in (folder / f"{key}.template.onnx", folder / f"{key}.search.onnx"):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+# -- auto's choices ------------------------------------------------------------------
+def _choices(root: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads((root / CHOICES).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_choice(key: str) -> Optional[Dict[str, Any]]:
+    """``{"choice": "onnx-fp32", "probe_ms": {...}}`` remembered for ``key``, or None."""
+    root = cache_dir()
+    if root is None:
+        return None
+    entry = _choices(root).get(key)
+    if not isinstance(entry, dict) or not isinstance(entry.get("choice"), str):
+        return None
+    return entry
+
+
+def save_choice(key: str, choice: str, probe_ms: Dict[str, float], model_name: str) -> None:
+    root = cache_dir()
+    if root is None:
+        return
+    data = _choices(root)
+    data[key] = {"choice": choice, "probe_ms": probe_ms, "model": model_name}
+    try:
+        _write_atomic(root / CHOICES, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+    except OSError:
+        pass
