@@ -405,9 +405,9 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
 
 def _register_extra_commands() -> None:
     from .cli_batch import batch_cmd
-    from .cli_speed import bench_cmd, export_cmd
+    from .cli_speed import bench_cmd, cache_cmd, export_cmd
 
-    for command in (batch_cmd, bench_cmd, export_cmd):
+    for command in (batch_cmd, bench_cmd, cache_cmd, export_cmd):
         cli.add_command(command)
 
 

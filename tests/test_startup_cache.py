@@ -152,3 +152,22 @@ def test_the_least_recently_used_exports_make_room(cache, monkeypatch, tmp_path,
     create_tracker("siamrpn_alex_dwxcorr", weights=others[1], engine="onnx")
     left = {p.name for p in (cache / "onnx").glob("*.onnx")}
     assert len(left) == 4 and first <= left  # the seed-1 export, least recently used, went
+
+
+def test_cache_command_lists_the_choices_and_clears_them(cache, alex_weights):
+    from click.testing import CliRunner
+
+    from siamcli.cli_speed import cache_cmd
+
+    make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", threads=1, probe_runs=1)
+    shown = CliRunner().invoke(cache_cmd, [], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "siamrpn_alex_dwxcorr" in shown.output and "1 ONNX exports" in shown.output
+    row = next(line for line in shown.output.splitlines() if "siamrpn_alex_dwxcorr" in line)
+    assert " cpu " in row and " 1 " in row  # device and threads of the measurement
+    cleared = CliRunner().invoke(cache_cmd, ["--clear"])
+    assert cleared.exit_code == 0 and "3 files" in cleared.output  # choices.json and the export's pair
+    assert startup_cache.summary()["choices"] == [] and not list((cache / "onnx").glob("*.onnx"))
+    again = make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", threads=1,
+                        probe_runs=1)
+    assert not again.probe_remembered

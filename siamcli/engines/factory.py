@@ -299,5 +299,5 @@ def make_engine(
     best.probe = timings
     best.probe_remembered = False
     if choice_key:
-        startup_cache.save_choice(choice_key, best_name, timings, name)
+        startup_cache.save_choice(choice_key, best_name, timings, name, threads, device)
     return best

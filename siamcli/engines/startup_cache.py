@@ -228,13 +228,49 @@ def load_choice(key: str) -> Optional[Dict[str, Any]]:
     return entry
 
 
-def save_choice(key: str, choice: str, probe_ms: Dict[str, float], model_name: str) -> None:
+def save_choice(key: str, choice: str, probe_ms: Dict[str, float], model_name: str,
+                threads: Optional[int] = None, device: Optional[str] = None) -> None:
     root = cache_dir()
     if root is None:
         return
     data = _choices(root)
-    data[key] = {"choice": choice, "probe_ms": probe_ms, "model": model_name}
+    data[key] = {"choice": choice, "probe_ms": probe_ms, "model": model_name, "threads": threads,
+                 "device": device or "auto"}
     try:
         _write_atomic(root / CHOICES, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
     except OSError:
         pass
+
+
+# -- looking inside ----------------------------------------------------------------
+def summary() -> Optional[Dict[str, Any]]:
+    """What the cache holds: ``{"dir", "choices": [entries], "exports": count, "export_bytes"}``;
+    None when it is off."""
+    root = cache_dir()
+    if root is None:
+        return None
+    files = list((root / "onnx").glob("*.onnx"))
+    sizes = []
+    for path in files:
+        try:
+            sizes.append(path.stat().st_size)
+        except OSError:
+            pass
+    choices = [dict(entry) for entry in _choices(root).values() if isinstance(entry, dict)]
+    return {"dir": str(root), "choices": sorted(choices, key=lambda e: str(e.get("model"))),
+            "exports": len({p.name.split(".", 1)[0] for p in files}), "export_bytes": sum(sizes)}
+
+
+def clear() -> int:
+    """Delete the remembered choices and exports; returns how many files went."""
+    root = cache_dir()
+    if root is None:
+        return 0
+    gone = 0
+    for path in [root / CHOICES, *(root / "onnx").glob("*.onnx")]:
+        try:
+            path.unlink()
+            gone += 1
+        except OSError:
+            pass
+    return gone
