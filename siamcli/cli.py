@@ -97,7 +97,8 @@ def _engine_options(fn):
     """Options that pick the runtime: engine, precision, threads, ONNX files, compilation, CUDA graphs, crop."""
     options = [
         click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
-                     help="Runtime. auto: the fastest, measured at start, among accuracy-verified options."),
+                     help="Runtime. auto: the fastest among accuracy-verified options, measured at the first "
+                          "start on this machine and remembered (see `siamcli cache`)."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]), default="auto",
                      show_default=True, help="Numeric precision (auto: fp32 unless a reduced one is verified "
                      "for this model to keep mean IoU within 0.01). int8: torch engine on a CPU, calibrated on "
