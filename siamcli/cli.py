@@ -196,8 +196,9 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
         err_console.print(f"interrupted by {report.interrupted} after frame {report.last_frame}: "
                           f"{report.rows} boxes kept in {out_path}" + (f", video: {save_video}" if save_video else ""))
         sys.exit(143 if report.interrupted == "SIGTERM" else 130)
-    err_console.print(f"tracked {report.rows} frames with {spec.name}, {report.fps:.1f} fps mean; {outputs}",
-                      highlight=False)
+    engine = getattr(tracker.engine, "name", type(tracker.engine).__name__)
+    err_console.print(f"tracked {report.rows} frames with {spec.name} on {engine}, {report.fps:.1f} fps mean; "
+                      f"{outputs}", highlight=False)
 
 
 @cli.command("track")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,7 @@ def test_track_video_writes_one_row_per_frame_and_follows_the_square(tmp_path, c
     boxes = np.array([[float(v) for v in r[1:5]] for r in rows[1:]])
     assert np.all(boxes[:, 2:] >= 10) and np.all(np.isfinite(boxes))
     assert "tracked 24 frames" in err and str(out) in err and str(video) in err
+    assert re.search(r"with siamrpn_alex_dwxcorr on (onnx|torch)-cpu", err)  # the engine auto chose
     cap = cv2.VideoCapture(str(video))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 24
     ok, frame = cap.read()

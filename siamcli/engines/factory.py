@@ -219,7 +219,8 @@ def make_engine(
     compile: bool = False,
 ):
     """An engine for ``model``: a catalog name or :class:`~siamcli.catalog.ModelSpec` (then
-    ``weights`` are loaded) or a ready :class:`~siamcli.models.base.SiameseModel`.
+    ``weights`` are loaded, only if the engine needs the network), a :class:`NetworkSource`, or a
+    ready :class:`~siamcli.models.base.SiameseModel` (never cached: it has no weights file).
 
     ``engine``: auto | torch | onnx; ``precision``: auto | fp32 | bf16 | fp16;
     ``device``: auto/None, cpu, cuda (torch), or tensorrt (onnx); ``threads``:

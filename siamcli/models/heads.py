@@ -156,6 +156,10 @@ class _LevelsHead(nn.Module):
                  for i, x_f in enumerate(_levels(x_fs, self.num_levels, name))]
         return [c for c, _ in pairs], [l for _, l in pairs]
 
+    def respond(self, kernels: Sequence[torch.Tensor], x_fs) -> Pair:
+        """The levels' outputs combined (each head averages them its own way)."""
+        raise NotImplementedError
+
     def forward(self, z_fs, x_fs) -> Pair:
         return self.respond(self.kernels(z_fs), x_fs)
 
