@@ -64,9 +64,16 @@ def test_mil_baseline_runs_through_the_benchmark_runner(frame_folder):
     assert "mil" in available_baselines()
     frames = sorted(frame_folder.glob("*.jpg"))
     gt = np.array([[x, y, 40, 40] for x, y in square_path(len(frames))], float)
-    res = track_sequence(create_baseline("mil"), Sequence("square", frames, gt))
-    assert res.boxes.shape == (12, 4) and np.all(np.isfinite(res.boxes))
-    assert res.metrics["precision_20px"] > 0.5  # MIL follows an easy textured square
+    # MIL samples at random, and not reproducibly (seeding OpenCV's RNG does not fix its boxes): about
+    # 2 % of its runs lose this square (precision 0.17-1.0 over 300 runs), so the best of three runs is judged
+    precisions = []
+    for _ in range(3):
+        res = track_sequence(create_baseline("mil"), Sequence("square", frames, gt))
+        assert res.boxes.shape == (12, 4) and np.all(np.isfinite(res.boxes))
+        precisions.append(res.metrics["precision_20px"])
+        if precisions[-1] > 0.5:
+            break
+    assert max(precisions) > 0.5  # MIL follows an easy textured square
 
 
 def test_missing_baselines_are_skipped_with_a_reason():
