@@ -202,7 +202,8 @@ def cache_cmd(clear: bool) -> None:
         click.echo(f"cleared {info['dir']}: {startup_cache.clear()} files")
         return
     table = Table("model", "device", "threads", "auto's choice", "probe (search branch, ms)",
-                  title=f"{info['dir']}: {info['exports']} ONNX exports, {info['export_bytes'] / 1e6:.0f} MB")
+                  title=f"{info['dir']}: {info['exports']} ONNX exports ({info['optimized']} optimized for this "
+                        f"CPU), {info['export_bytes'] / 1e6:.0f} MB")
     for entry in info["choices"]:
         probe = ", ".join(f"{k} {v:.1f}" for k, v in (entry.get("probe_ms") or {}).items())
         threads = entry.get("threads")

@@ -8,6 +8,7 @@ Template features are kept as a list of float32 arrays (one per feature level).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -53,11 +54,23 @@ def providers_for(device: Optional[str] = None) -> List[str]:
     return wanted + ["CPUExecutionProvider"]
 
 
-def make_session(source: Source, device: Optional[str] = None, threads: Optional[int] = None):
-    """An ``InferenceSession`` for a file path or serialized model bytes."""
+def make_session(source: Source, device: Optional[str] = None, threads: Optional[int] = None,
+                 save_optimized: Optional[Path] = None, optimized: bool = False):
+    """An ``InferenceSession`` for a file path or serialized model bytes.
+
+    ``save_optimized``: also write the graph as onnxruntime optimized it (for this machine's
+    CPU) there; ``optimized``: ``source`` is such a graph, loaded without optimizing again
+    (0.2 s instead of 0.7 s for a ResNet-50's search graph here).
+    """
     ort = _ort()
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if optimized
+                                     else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    partial = None
+    if save_optimized is not None:
+        partial = Path(f"{save_optimized}.{os.getpid()}.tmp")
+        opts.optimized_model_filepath = str(partial)
+        opts.log_severity_level = 3  # its warning that the file suits this machine only: it is kept per machine
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if threads is not None:
@@ -70,12 +83,20 @@ def make_session(source: Source, device: Optional[str] = None, threads: Optional
             raise SiamcliError(f"ONNX file not found: {path}")
         source = path.read_bytes()
     try:
-        return ort.InferenceSession(source, sess_options=opts, providers=providers_for(device))
+        session = ort.InferenceSession(source, sess_options=opts, providers=providers_for(device))
     except SiamcliError:
         raise
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SiamcliError(f"onnxruntime cannot load the model: {first}") from None
+    finally:
+        if partial is not None:
+            try:
+                if partial.is_file():
+                    os.replace(partial, save_optimized)
+            except OSError:  # an optimisation only
+                pass
+    return session
 
 
 def _nchw(patch: np.ndarray) -> np.ndarray:
@@ -106,14 +127,17 @@ class OnnxEngine:
 
     ``template`` and ``search`` are file paths or serialized models. A batch of
     N search patches is run sample by sample against template ``i`` (or the
-    one template when the template batch is one).
+    one template when the template batch is one). ``save_optimized`` / ``optimized``:
+    see :func:`make_session`.
     """
 
     def __init__(self, template: Source, search: Source, device: Optional[str] = None,
-                 threads: Optional[int] = None) -> None:
+                 threads: Optional[int] = None, save_optimized: Optional[Tuple[Path, Path]] = None,
+                 optimized: bool = False) -> None:
         search = search if isinstance(search, bytes) else _read(search)  # read once: session and precision
-        self.template_session = make_session(template, device, threads)
-        self.search_session = make_session(search, device, threads)
+        saves = save_optimized or (None, None)
+        self.template_session = make_session(template, device, threads, saves[0], optimized)
+        self.search_session = make_session(search, device, threads, saves[1], optimized)
         self.zf_names = [o.name for o in self.template_session.get_outputs()]
         search_inputs = [i.name for i in self.search_session.get_inputs()]
         made = {o.name: o.shape[1:] for o in self.template_session.get_outputs()}
