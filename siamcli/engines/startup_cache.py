@@ -1,6 +1,6 @@
 """What a tracker's start costs once per model and machine, kept on disk for the next start.
 
-Two things are remembered, in ``$SIAMCLI_CACHE_DIR`` (default ``$XDG_CACHE_HOME/siamcli``, else
+Remembered in ``$SIAMCLI_CACHE_DIR`` (default ``$XDG_CACHE_HOME/siamcli``, else
 ``~/.cache/siamcli``; ``SIAMCLI_CACHE_DIR=none`` turns the cache off):
 
 * the ONNX export of a network (``onnx/<key>.template.onnx`` and ``.search.onnx``), keyed by the
@@ -14,7 +14,7 @@ Two things are remembered, in ``$SIAMCLI_CACHE_DIR`` (default ``$XDG_CACHE_HOME/
   candidates, the CPU, the thread count and the runtimes' versions: the probe builds and times every
   candidate (seconds to tens of seconds for a ResNet-50), and it is measured once per machine.
 
-With both remembered, a start on the onnxruntime engine needs neither torch nor the checkpoint's
+With the choice and the export remembered, a start on the onnxruntime engine needs neither torch nor the checkpoint's
 network. The cache is an optimisation only: it is never required, and a cache that cannot be read or
 written (read-only home, damaged file) is passed over silently.
 """
