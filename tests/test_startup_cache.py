@@ -178,3 +178,21 @@ def test_cache_command_lists_the_choices_and_clears_them(cache, alex_weights):
     again = make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", threads=1,
                         probe_runs=1)
     assert not again.probe_remembered
+
+
+def test_an_optimized_copy_that_cannot_be_written_does_not_stop_the_engine(tmp_path, alex_weights):
+    from siamcli.engines.onnx_engine import OnnxEngine
+    from siamcli.export import export_onnx_bytes
+    from siamcli.models.registry import build_model
+
+    torch.manual_seed(0)
+    graphs = export_onnx_bytes(build_model("siamrpn_alex_dwxcorr"), instance_size=287)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("x")  # a file where a folder should be: nothing can be written under it
+    engine = OnnxEngine(*graphs, device="cpu", save_optimized=(blocked / "t.onnx", blocked / "s.onnx"))
+    plain = OnnxEngine(*graphs, device="cpu")
+    z = np.full((127, 127, 3), 100, np.uint8)
+    x = np.random.default_rng(0).integers(0, 256, (287, 287, 3), dtype=np.uint8)
+    for got, want in zip(engine.track(x, engine.template(z)), plain.track(x, plain.template(z))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

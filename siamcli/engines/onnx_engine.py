@@ -87,15 +87,20 @@ def make_session(source: Source, device: Optional[str] = None, threads: Optional
     except SiamcliError:
         raise
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        if partial is not None:  # e.g. the optimized copy could not be written (disk full): without it
+            try:
+                partial.unlink()
+            except OSError:
+                pass
+            return make_session(source, device, threads)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SiamcliError(f"onnxruntime cannot load the model: {first}") from None
-    finally:
-        if partial is not None:
-            try:
-                if partial.is_file():
-                    os.replace(partial, save_optimized)
-            except OSError:  # an optimisation only
-                pass
+    if partial is not None:
+        try:
+            if partial.is_file():
+                os.replace(partial, save_optimized)
+        except OSError:  # an optimisation only
+            pass
     return session
 
 
