@@ -1,7 +1,9 @@
 """Shared fixtures: paths to ../shared/data, synthetic videos and random-weight checkpoints."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,8 +19,9 @@ REFERENCE = SHARED / "reference"
 NEEDS_SHARED = "needs ../shared/data and ../shared/reference beside the project (real sequences, videos, weights)"
 
 # the tests start from an empty start-up cache of their own (siamcli.engines.startup_cache), never the user's;
-# subprocesses inherit it
+# subprocesses inherit it. It holds hundreds of MB of exports by the end: removed when the run ends
 os.environ["SIAMCLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="siamcli-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SIAMCLI_CACHE_DIR"], ignore_errors=True)
 
 
 def require_shared(*parts: str) -> Path:
