@@ -151,7 +151,7 @@ def _build(kind: str, precision: str, source: NetworkSource, device: Optional[st
                            cuda_graphs=cuda_graphs, compile=compile)
     from .onnx_engine import OnnxEngine, providers_for
 
-    providers_for(device)  # fail before a (possibly long) export when the device is not there
+    providers = providers_for(device)  # fail before a (possibly long) export when the device is not there
     if precision == "int8":
         raise SiamcliError("the onnx engine runs int8 from the files of `siamcli export --int8` (give them with "
                            "--onnx); or use --engine torch --precision int8")
@@ -159,7 +159,7 @@ def _build(kind: str, precision: str, source: NetworkSource, device: Optional[st
         raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}; use --engine torch for {precision}")
     key = None if source.cache_key is None else f"{source.cache_key}-{instance_size}"
     # onnxruntime's optimized graphs are kept for its CPU provider only (the GPU ones are its own)
-    cpu = key is not None and providers_for(device) == ["CPUExecutionProvider"]
+    cpu = key is not None and providers == ["CPUExecutionProvider"]
     ready = startup_cache.use_optimized(key) if cpu else None
     if ready is not None:
         try:
@@ -167,20 +167,24 @@ def _build(kind: str, precision: str, source: NetworkSource, device: Optional[st
         except Exception:  # a damaged file: made again below
             startup_cache.forget_files(ready)
     save = startup_cache.optimized_paths(key) if cpu else None
+    engine = None
     remembered = startup_cache.load_onnx(key) if key else None
     if remembered is not None:
         try:
-            return OnnxEngine(*remembered, device=device, threads=threads, save_optimized=save)
+            engine = OnnxEngine(*remembered, device=device, threads=threads, save_optimized=save)
         except Exception:  # a damaged file: export again
             startup_cache.forget_onnx(key)
-    from ..export import export_onnx_bytes
+    saved = save is not None and all(p.is_file() for p in save)
+    if engine is None:
+        from ..export import export_onnx_bytes
 
-    graphs = export_onnx_bytes(source.network(), instance_size=instance_size)
-    engine = OnnxEngine(*graphs, device=device, threads=threads, save_optimized=save)
-    if save is not None and all(p.is_file() for p in save):
-        startup_cache.make_room(keep=save)  # the optimized copy is all a CPU start needs: no second copy
-    elif key:
-        startup_cache.save_onnx(key, graphs)
+        graphs = export_onnx_bytes(source.network(), instance_size=instance_size)
+        engine = OnnxEngine(*graphs, device=device, threads=threads, save_optimized=save)
+        saved = save is not None and all(p.is_file() for p in save)
+        if key and not saved:  # the optimized copy is all a CPU start needs: no second copy
+            startup_cache.save_onnx(key, graphs)
+    if saved:
+        startup_cache.make_room(keep=save)
     return engine
 
 

@@ -152,11 +152,21 @@ def load_onnx(key: str) -> Optional[Tuple[bytes, bytes]]:
     paths = _onnx_paths(root, key)
     try:
         template, search = (p.read_bytes() for p in paths)
-        for p in paths:
-            os.utime(p)  # used now: the last to go when room is made
     except OSError:
         return None
+    _mark_used(paths)
     return (template, search) if template and search else None
+
+
+def _mark_used(paths: Iterable[Path]) -> bool:
+    """Touch the files that exist (the last to go when room is made); False if that fails."""
+    try:
+        for path in paths:
+            if path.is_file():
+                os.utime(path)
+    except OSError:
+        return False
+    return True
 
 
 def save_onnx(key: str, graphs: Tuple[bytes, bytes]) -> None:
@@ -196,9 +206,9 @@ def _make_room(folder: Path, keep: str) -> None:
         st = path.stat()
         used, size = exports.get(key, (0.0, 0))
         exports[key] = (max(used, st.st_mtime), size + st.st_size)
-    total = sum(size for _, size in exports.values())
+    total, budget = sum(size for _, size in exports.values()), _budget()
     for key, (_, size) in sorted(exports.items(), key=lambda kv: kv[1][0]):
-        if total <= _budget():
+        if total <= budget:
             break
         if key != keep:
             forget_onnx_in(folder, key)
@@ -236,15 +246,7 @@ def use_optimized(key: str) -> Optional[Tuple[Path, Path]]:
     paths = optimized_paths(key)
     if paths is None or not all(p.is_file() for p in paths):
         return None
-    try:
-        for p in paths:
-            os.utime(p)
-        for p in _onnx_paths(paths[0].parent.parent, key):
-            if p.is_file():
-                os.utime(p)
-    except OSError:
-        return None
-    return paths
+    return paths if _mark_used([*paths, *_onnx_paths(paths[0].parent.parent, key)]) else None
 
 
 def forget_files(paths: Iterable[Path]) -> None:

@@ -97,7 +97,6 @@ class SiameseTracker:
             self._grid = generate_points(params.stride, size)
         self._window = cosine_window(size, params.anchor_num)
         self._wide: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
-        self._selector_parts: Optional[Tuple[Any, Any]] = None  # device pick: key and factory
         self._zf: Any = None
         self._avg = np.zeros(3)
         self.center = np.zeros(2)
@@ -251,16 +250,14 @@ class SiameseTracker:
         this one's parameters) on its device (:class:`siamcli.engines.device_select.Selection`)."""
         from ..engines.device_select import CandidateSelector, Selection
 
-        if self._selector_parts is None:  # built once: this runs every frame on the GPU path
-            p = self.params
-            key = (p.family, p.box_units, p.penalty_k, p.stride, tuple(p.anchor_ratios), tuple(p.anchor_scales))
-            self._selector_parts = (key, lambda size: CandidateSelector(
-                *self._grid_and_window(size), p.family, p.box_units == "target", p.penalty_k))
-        key, factory = self._selector_parts
-        # one STATE row per target: its size in patch pixels, aspect ratio, window influence
+        p = self.params
+        key = (p.family, p.box_units, p.penalty_k, p.stride, tuple(p.anchor_ratios), tuple(p.anchor_scales))
+        # one STATE row per target, all built in one array: its size in patch pixels, aspect ratio,
+        # window influence
         states = np.array([(t.size[0] * s, t.size[1] * s, t.size[0] / t.size[1], window_influence)
                            for t, s in ((t, t._scale()) for t in targets)], dtype=np.float32)
-        return Selection(key, factory, states)
+        return Selection(key, lambda size: CandidateSelector(*self._grid_and_window(size), p.family,
+                                                             p.box_units == "target", p.penalty_k), states)
 
     def _scale(self) -> float:
         return self.params.exemplar_size / self._context()
