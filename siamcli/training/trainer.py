@@ -20,7 +20,8 @@ import torch
 
 from ..models.lite import STRIDE, LiteSiamese
 from .data import DATA_VERSION, PairSampler
-from .objectives import BANTargets, RPNTargets
+from .objectives import BANTargets, RPNTargets, distill_losses
+from .teacher import Teacher
 
 #: score-map side of the lite models: 16 - 6 + 1 search positions
 SCORE_SIZE = 11
@@ -45,6 +46,10 @@ class FeatureCache:
     negative: torch.Tensor
     kinds: List[str]
     prior: torch.Tensor
+    #: a teacher's target probability (N, S*S) and boxes (N, 4, S*S) at the score-map points
+    #: (:mod:`siamcli.training.teacher`), when the cache was built with one
+    teacher_prob: Optional[torch.Tensor] = None
+    teacher_box: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -87,10 +92,9 @@ def feature_runner(model: LiteSiamese, threads: Optional[int] = None) -> Callabl
         return run_torch
 
 
-def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], sampler: PairSampler, count: int,
-                    batch: int = 32) -> dict:
+def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], pairs: list, batch: int = 32) -> dict:
     zs, xs, boxes, negs, kinds, prior = [], [], [], [], [], []
-    pairs = [sampler.sample() for _ in range(count)]
+    count = len(pairs)
     for i in range(0, count, batch):
         part = pairs[i:i + batch]
         zs.append(features(np.stack([p.template for p in part])).half())
@@ -105,14 +109,29 @@ def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], sampler: Pai
             "prior": torch.from_numpy(np.stack(prior)).float()}
 
 
+def _chunk_teacher(teacher: Teacher, pairs: list, batch: int = 32) -> dict:
+    outs = [teacher(np.stack([p.template for p in pairs[i:i + batch]]),
+                    np.stack([p.search for p in pairs[i:i + batch]])) for i in range(0, len(pairs), batch)]
+    return {k: torch.cat([o[k] for o in outs]) for k in ("prob", "box")}
+
+
+def _save(part: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(part, tmp)
+    tmp.replace(path)
+
+
 def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler], count: int,
-                work: Path, seed: int, report: Report = _noop, tag: str = "") -> FeatureCache:
+                work: Path, seed: int, report: Report = _noop, tag: str = "",
+                teacher: Optional[Teacher] = None, teacher_tag: str = "") -> FeatureCache:
     """Features of ``count`` pairs, in chunks of :data:`CHUNK` saved under ``work`` (``tag`` names
     sampler settings that differ from the defaults, so their chunks are kept apart).
 
     Chunk ``i`` is drawn by its own sampler seeded ``(seed, i)``, so chunks
     already on disk are reused as they are and the result does not depend on
-    where an earlier run stopped.
+    where an earlier run stopped. With a ``teacher``, its outputs on the same
+    pairs are cached beside them (``teacher_tag`` names it); a chunk whose
+    features are on disk but not the teacher's is drawn again for it.
     """
     work.mkdir(parents=True, exist_ok=True)
     features = None
@@ -122,22 +141,39 @@ def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler
     for i in range(n_chunks):
         path = work / f"features_d{DATA_VERSION}{tag}_s{seed}_{i:04d}.pt"
         size = min(CHUNK, count - i * CHUNK)
+        taught = work / f"teacher_{teacher_tag}_d{DATA_VERSION}{tag}_s{seed}_{i:04d}.pt"
+        pairs = None
         if path.is_file():
             part = torch.load(path, weights_only=True)
         else:
             features = features or feature_runner(model)
-            part = _chunk_features(features, sampler_factory(seed * 100003 + i), size)
-            tmp = path.with_suffix(".tmp")
-            torch.save(part, tmp)
-            tmp.replace(path)
+            pairs = _draw(sampler_factory(seed * 100003 + i), size)
+            part = _chunk_features(features, pairs)
+            _save(part, path)
+        if teacher is not None:
+            if taught.is_file():
+                extra = torch.load(taught, weights_only=True)
+            else:
+                pairs = pairs or _draw(sampler_factory(seed * 100003 + i), size)
+                if not torch.equal(torch.from_numpy(np.stack([p.box for p in pairs])).float(), part["boxes"]):
+                    raise RuntimeError(f"{path} was drawn by another sampler: remove it")
+                extra = _chunk_teacher(teacher, pairs)
+                _save(extra, taught)
+            part = {**part, "teacher_prob": extra["prob"], "teacher_box": extra["box"]}
         chunks.append(part)
         done = min(count, (i + 1) * CHUNK)
         report("features", done, count, {"pairs/s": done / max(time.perf_counter() - start, 1e-9)})
     return FeatureCache(
         z=torch.cat([c["z"] for c in chunks]), x=torch.cat([c["x"] for c in chunks]),
         boxes=torch.cat([c["boxes"] for c in chunks]), negative=torch.cat([c["negative"] for c in chunks]),
-        kinds=[k for c in chunks for k in c["kinds"]],         prior=torch.cat([c["prior"] for c in chunks]),
+        kinds=[k for c in chunks for k in c["kinds"]], prior=torch.cat([c["prior"] for c in chunks]),
+        teacher_prob=torch.cat([c["teacher_prob"] for c in chunks]) if teacher is not None else None,
+        teacher_box=torch.cat([c["teacher_box"] for c in chunks]) if teacher is not None else None,
     )
+
+
+def _draw(sampler: PairSampler, count: int) -> list:
+    return [sampler.sample() for _ in range(count)]
 
 
 def targets_for(family: str):
@@ -152,7 +188,8 @@ def trainable_parameters(model: LiteSiamese):
 
 def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int, lr: float, seed: int,
                checkpoint: Path, report: Report = _noop, weight_decay: float = 1e-4,
-               stop_after: Optional[int] = None) -> Dict[str, float]:
+               stop_after: Optional[int] = None, distill: float = 0.0, distill_loc: float = 0.0
+               ) -> Dict[str, float]:
     """Train ``model``'s neck and head on cached features; resume from ``checkpoint``.
 
     ``stop_after`` ends the run after that many epochs (as an interruption would);
@@ -163,6 +200,9 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
     Adam with a one-epoch linear warm-up and cosine decay; the checkpoint (model,
     optimiser, epoch, generator state) is written after every epoch. Returns the
     last epoch's mean losses.
+
+    ``distill`` and ``distill_loc`` weigh the losses towards the cache's teacher outputs
+    (:func:`siamcli.training.objectives.distill_losses`) added to the label losses.
     """
     family = model.family
     targets = targets_for(family)
@@ -177,6 +217,10 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
     last: Dict[str, float] = {}
     recipe = {"family": family, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed,
               "weight_decay": weight_decay, "pairs": len(cache)}
+    if distill or distill_loc:
+        if cache.teacher_prob is None:
+            raise ValueError("distillation needs a cache built with a teacher")
+        recipe.update(distill=distill, distill_loc=distill_loc)
     state = torch.load(checkpoint, weights_only=False) if checkpoint.is_file() else None
     if state is not None and state.get("recipe") != recipe:
         state = None  # another run's checkpoint: resuming it would return that run's model
@@ -212,6 +256,13 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
             cls, loc = model.correlate(zf, xf)
             cls_loss, loc_loss = targets.loss(cls, loc, labels, goal)
             loss = cls_loss + loc_loss
+            if distill or distill_loc:
+                kd_cls, kd_loc = distill_losses(family, cls, loc, cache.teacher_prob[idx].float(),
+                                                cache.teacher_box[idx].float(), cache.prior[idx],
+                                                cache.negative[idx], targets.points)
+                kd = distill * kd_cls + distill_loc * kd_loc
+                loss = loss + kd
+                sums["kd"] = sums.get("kd", 0.0) + float(kd.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -219,7 +270,7 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
             sums["loc"] += float(loc_loss.detach())
             done = i + 1
             report(f"{family} epoch {epoch + 1}/{epochs}", done, steps_per_epoch,
-                   {"cls": sums["cls"] / done, "loc": sums["loc"] / done,
+                   {**{k: v / done for k, v in sums.items()},
                     "pairs/s": done * batch / max(time.perf_counter() - start, 1e-9)})
         last = {k: v / steps_per_epoch for k, v in sums.items()}
         tmp = checkpoint.with_suffix(".tmp")
