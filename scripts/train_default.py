@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from siamcli.bundled import MANIFEST, sha256  # noqa: E402
 from siamcli.catalog import MODELS  # noqa: E402
+from siamcli.errors import SiamcliError  # noqa: E402
 from siamcli.models.backbones.efficientnet_lite import pretrained_state_dict  # noqa: E402
 from siamcli.models.lite import LiteSiamese  # noqa: E402
 from siamcli.training.data import PairSampler, default_source_paths, load_sources  # noqa: E402
@@ -151,7 +152,10 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
         features.backbone.load_state_dict(backbone)
         features.eval()
         tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
-        teacher_net = Teacher(teacher, SCORE_SIZE) if teacher else None
+        try:
+            teacher_net = Teacher(teacher, SCORE_SIZE) if teacher else None
+        except SiamcliError as exc:
+            raise click.ClickException(f"--teacher: {exc}") from None
         cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate, rotated=rotated), pairs,
                             work, seed, report, tag=tag, teacher=teacher_net,
                             teacher_tag=sha256(teacher)[:12] if teacher else "")

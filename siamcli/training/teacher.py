@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from ..tracking.anchors import generate_points
-
-CENTER = (255 - 1) / 2
+from .objectives import CENTER
 
 
 class Teacher:
@@ -29,7 +28,6 @@ class Teacher:
 
         self.engine = make_engine("nanotrack_v2", weights, engine=engine, precision="fp32")
         self.size = size
-        self.stride = stride
         self.points = torch.from_numpy(generate_points(stride, size).astype(np.float64) + CENTER).float()
 
     def __call__(self, template: np.ndarray, search: np.ndarray) -> Dict[str, torch.Tensor]:
