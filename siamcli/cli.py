@@ -190,6 +190,8 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
         if video:
             video.close()
     outputs = f"boxes: {out_path}" + (f", video: {save_video}" if save_video else "")
+    for message in report.box_warnings:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
     if report.stream_message:
         err_console.print(f"[yellow]warning:[/] {report.stream_message}; {report.rows} boxes kept in {out_path}")
     if report.interrupted:

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, List, Optional, Protocol, Sequence
 
 import numpy as np
@@ -124,10 +124,27 @@ class RunReport:
     stream_message: Optional[str] = None
     quit_by_key: bool = False
     reselections: int = 0
+    #: initial boxes that lie mostly outside the first frame (tracked all the same)
+    box_warnings: List[str] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
         return (self.rows - 1) / self.elapsed if self.elapsed > 0 and self.rows > 1 else 0.0
+
+
+def outside_warnings(boxes: Sequence[Sequence[float]], frame_shape: Sequence[int], inside: float = 0.5) -> List[str]:
+    """A message for each box (x, y, w, h) of which less than ``inside`` of the area lies in the
+    frame: most often coordinates meant for another resolution."""
+    height, width = frame_shape[:2]
+    messages = []
+    for x, y, w, h in boxes:
+        iw = max(0.0, min(x + w, width) - max(x, 0.0))
+        ih = max(0.0, min(y + h, height) - max(y, 0.0))
+        share = iw * ih / (w * h)
+        if share < inside:
+            messages.append(f"box {x:g},{y:g},{w:g},{h:g} lies mostly outside the {width}x{height} first frame "
+                            f"({100 * share:.1f} % of it inside); are its coordinates for this source's size?")
+    return messages
 
 
 def run_tracking(
@@ -162,6 +179,7 @@ def run_tracking(
     if several and not isinstance(init_box[0], (list, tuple, np.ndarray)):
         init_box = [init_box]
     tracker.init(first, init_box)
+    report.box_warnings = outside_warnings(init_box if several else [init_box], first.shape)
     annotate = video_writer is not None or controls is not None
     fps_live = 0.0
 

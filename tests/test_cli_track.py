@@ -48,6 +48,7 @@ def test_track_video_writes_one_row_per_frame_and_follows_the_square(tmp_path, c
     boxes = np.array([[float(v) for v in r[1:5]] for r in rows[1:]])
     assert np.all(boxes[:, 2:] >= 10) and np.all(np.isfinite(boxes))
     assert "tracked 24 frames" in err and str(out) in err and str(video) in err
+    assert "warning" not in err
     assert re.search(r"with siamrpn_alex_dwxcorr on (onnx|torch)-cpu", err)  # the engine auto chose
     cap = cv2.VideoCapture(str(video))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 24
@@ -61,6 +62,30 @@ def test_track_a_folder_of_frames_with_max_frames(tmp_path, capsys, frame_folder
                             "--init", "40 30 40 40", "-o", out, "--max-frames", "5", "-q"], capsys)
     assert code == 0, err
     assert len(read_rows(out)) == 1 + 5
+
+
+def test_a_box_mostly_outside_the_frame_is_tracked_with_a_warning(tmp_path, capsys, frame_folder, alex_weights):
+    """Coordinates typed for another resolution: 10,10,5000,20 on a 320x240 source."""
+    out = tmp_path / "b.csv"
+    code, _, err = run_cli(["track", frame_folder, "-m", "siamrpn_alex_dwxcorr", "-w", alex_weights,
+                            "--init", "10,10,5000,20", "-o", out, "--max-frames", "3", "-q"], capsys)
+    assert code == 0, err
+    assert len(read_rows(out)) == 1 + 3
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert len(warning) == 1
+    assert "box 10,10,5000,20 lies mostly outside the 320x240 first frame (6.2 % of it inside)" in warning[0]
+
+
+def test_outside_warnings_count_the_share_of_the_box_inside_the_frame():
+    from siamcli.runloop import outside_warnings
+
+    shape = (240, 320, 3)
+    assert outside_warnings([(0, 0, 320, 240), (290, 210, 40, 40)], shape) == []  # inside; 56 % inside
+    assert outside_warnings([(-20, 0, 40, 40)], shape) == []  # exactly half inside
+    messages = outside_warnings([(10, 10, 40, 40), (-30, 0, 40, 40), (300, 230, 40, 40)], shape)
+    assert len(messages) == 2
+    assert "box -30,0,40,40" in messages[0] and "(25.0 % of it inside)" in messages[0]
+    assert "box 300,230,40,40" in messages[1] and "(12.5 % of it inside)" in messages[1]
 
 
 def test_track_with_a_published_config_instead_of_a_name(tmp_path, capsys, frame_folder, alex_weights):
