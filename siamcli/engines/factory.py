@@ -174,15 +174,15 @@ def _build(kind: str, precision: str, source: NetworkSource, device: Optional[st
             engine = OnnxEngine(*remembered, device=device, threads=threads, save_optimized=save)
         except Exception:  # a damaged file: export again
             startup_cache.forget_onnx(key)
-    saved = save is not None and all(p.is_file() for p in save)
+    graphs = None
     if engine is None:
         from ..export import export_onnx_bytes
 
         graphs = export_onnx_bytes(source.network(), instance_size=instance_size)
         engine = OnnxEngine(*graphs, device=device, threads=threads, save_optimized=save)
-        saved = save is not None and all(p.is_file() for p in save)
-        if key and not saved:  # the optimized copy is all a CPU start needs: no second copy
-            startup_cache.save_onnx(key, graphs)
+    saved = save is not None and all(p.is_file() for p in save)
+    if graphs is not None and key and not saved:  # the optimized copy is all a CPU start needs: no second copy
+        startup_cache.save_onnx(key, graphs)
     if saved:
         startup_cache.make_room(keep=save)
     return engine

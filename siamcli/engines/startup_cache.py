@@ -140,8 +140,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 # -- ONNX exports ------------------------------------------------------------------
-def _onnx_paths(root: Path, key: str) -> Tuple[Path, Path]:
-    return root / "onnx" / f"{key}.template.onnx", root / "onnx" / f"{key}.search.onnx"
+def _onnx_paths(folder: Path, key: str) -> Tuple[Path, Path]:
+    """The (template, search) files of export ``key`` in the cache's ``onnx`` folder."""
+    return folder / f"{key}.template.onnx", folder / f"{key}.search.onnx"
 
 
 def load_onnx(key: str) -> Optional[Tuple[bytes, bytes]]:
@@ -149,7 +150,7 @@ def load_onnx(key: str) -> Optional[Tuple[bytes, bytes]]:
     root = cache_dir()
     if root is None:
         return None
-    paths = _onnx_paths(root, key)
+    paths = _onnx_paths(root / "onnx", key)
     try:
         template, search = (p.read_bytes() for p in paths)
     except OSError:
@@ -174,7 +175,7 @@ def save_onnx(key: str, graphs: Tuple[bytes, bytes]) -> None:
     root = cache_dir()
     if root is None:
         return
-    template_path, search_path = _onnx_paths(root, key)
+    template_path, search_path = _onnx_paths(root / "onnx", key)
     try:
         _write_atomic(search_path, graphs[1])
         _write_atomic(template_path, graphs[0])
@@ -222,7 +223,7 @@ def forget_onnx(key: str) -> None:
 
 
 def forget_onnx_in(folder: Path, key: str) -> None:
-    forget_files([folder / f"{key}.template.onnx", folder / f"{key}.search.onnx"])
+    forget_files(_onnx_paths(folder, key))
 
 
 def optimized_paths(key: str) -> Optional[Tuple[Path, Path]]:
@@ -237,7 +238,7 @@ def optimized_paths(key: str) -> Optional[Tuple[Path, Path]]:
         (root / "onnx").mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    return _onnx_paths(root, f"{key}-ort{tag}")
+    return _onnx_paths(root / "onnx", f"{key}-ort{tag}")
 
 
 def use_optimized(key: str) -> Optional[Tuple[Path, Path]]:
@@ -246,7 +247,7 @@ def use_optimized(key: str) -> Optional[Tuple[Path, Path]]:
     paths = optimized_paths(key)
     if paths is None or not all(p.is_file() for p in paths):
         return None
-    return paths if _mark_used([*paths, *_onnx_paths(paths[0].parent.parent, key)]) else None
+    return paths if _mark_used([*paths, *_onnx_paths(paths[0].parent, key)]) else None
 
 
 def forget_files(paths: Iterable[Path]) -> None:

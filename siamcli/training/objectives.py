@@ -78,11 +78,7 @@ class RPNTargets:
             neg = neg[torch.randperm(len(neg), generator=gen)[: self.total_num - len(pos)]]
             labels[n, neg] = 0
             labels[n, pos] = 1
-        tcx, tcy = (x1 + x2) / 2, (y1 + y2) / 2
-        tw, th = (x2 - x1).clamp(min=1), (y2 - y1).clamp(min=1)
-        delta = torch.stack([(tcx - px) / aw, (tcy - py) / ah,
-                             torch.log(tw / aw).expand_as(iou), torch.log(th / ah).expand_as(iou)], dim=1)
-        return labels, delta
+        return labels, rpn_deltas(x1, y1, x2, y2, px, py, aw, ah)
 
     def loss(self, cls: torch.Tensor, loc: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor
              ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -123,9 +119,7 @@ class BANTargets:
             rows = torch.nonzero(empty & ~negative).ravel()
             labels[rows, nearest[rows]] = 1
         labels[negative] = 0
-        aw, ah = prior[:, 0:1], prior[:, 1:2]
-        dist = torch.stack([(px - x1) / aw, (py - y1) / ah, (x2 - px) / aw, (y2 - py) / ah], dim=1)
-        return labels, dist
+        return labels, ban_distances(x1, y1, x2, y2, px, py, prior[:, 0:1], prior[:, 1:2])
 
     def loss(self, cls: torch.Tensor, loc: torch.Tensor, labels: torch.Tensor, dist: torch.Tensor
              ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -138,6 +132,21 @@ class BANTargets:
         if len(pred) == 0:
             return cls_loss, loc.sum() * 0
         return cls_loss, self.loc_weight * iou_loss(pred, target)
+
+
+def rpn_deltas(x1, y1, x2, y2, px, py, aw, ah) -> torch.Tensor:
+    """(N, 4, M) SiamRPN regression targets (dx/wa, dy/ha, log w/wa, log h/ha) of boxes given by their
+    corners, at anchors centred on the points (``px``, ``py``) and shaped (``aw``, ``ah``); broadcast."""
+    tw, th = (x2 - x1).clamp(min=1), (y2 - y1).clamp(min=1)
+    parts = torch.broadcast_tensors(((x1 + x2) / 2 - px) / aw, ((y1 + y2) / 2 - py) / ah,
+                                    torch.log(tw / aw), torch.log(th / ah))
+    return torch.stack(parts, dim=1)
+
+
+def ban_distances(x1, y1, x2, y2, px, py, aw, ah) -> torch.Tensor:
+    """(N, 4, M) SiamBAN targets: left/top/right/bottom distances from the points (``px``, ``py``)
+    to boxes given by their corners, in units of (``aw``, ``ah``); broadcast."""
+    return torch.stack([(px - x1) / aw, (py - y1) / ah, (x2 - px) / aw, (y2 - py) / ah], dim=1)
 
 
 def balanced_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -189,10 +198,7 @@ def distill_losses(family: str, cls: torch.Tensor, loc: torch.Tensor, prob: torc
     x1, y1, x2, y2 = box.unbind(1)
     pred = loc.reshape(n, 4, -1).permute(0, 2, 1)[keep]
     if family == "rpn":
-        w, h = (x2 - x1).clamp(min=1), (y2 - y1).clamp(min=1)
-        goal = torch.stack([((x1 + x2) / 2 - px) / aw, ((y1 + y2) / 2 - py) / ah,
-                            torch.log(w / aw), torch.log(h / ah)], dim=1).permute(0, 2, 1)[keep]
+        goal = rpn_deltas(x1, y1, x2, y2, px, py, aw, ah).permute(0, 2, 1)[keep]
         return kd_cls, (pred - goal).abs().sum(dim=1).mean()
-    goal = torch.stack([(px - x1) / aw, (py - y1) / ah, (x2 - px) / aw, (y2 - py) / ah], dim=1)
-    goal = goal.clamp(min=1e-3).permute(0, 2, 1)[keep]
+    goal = ban_distances(x1, y1, x2, y2, px, py, aw, ah).clamp(min=1e-3).permute(0, 2, 1)[keep]
     return kd_cls, iou_loss(pred, goal)

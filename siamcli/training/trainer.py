@@ -92,13 +92,18 @@ def feature_runner(model: LiteSiamese, threads: Optional[int] = None) -> Callabl
         return run_torch
 
 
-def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], pairs: list, batch: int = 32) -> dict:
-    zs, xs, boxes, negs, kinds, prior = [], [], [], [], [], []
-    count = len(pairs)
-    for i in range(0, count, batch):
+def _crop_batches(pairs: list, batch: int = 32):
+    """(templates, searches) of ``pairs``, ``batch`` pairs at a time, as stacked arrays."""
+    for i in range(0, len(pairs), batch):
         part = pairs[i:i + batch]
-        zs.append(features(np.stack([p.template for p in part])).half())
-        xs.append(features(np.stack([p.search for p in part])).half())
+        yield np.stack([p.template for p in part]), np.stack([p.search for p in part])
+
+
+def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], pairs: list) -> dict:
+    zs, xs, boxes, negs, kinds, prior = [], [], [], [], [], []
+    for templates, searches in _crop_batches(pairs):
+        zs.append(features(templates).half())
+        xs.append(features(searches).half())
     for p in pairs:
         boxes.append(p.box)
         negs.append(p.negative)
@@ -109,9 +114,8 @@ def _chunk_features(features: Callable[[np.ndarray], torch.Tensor], pairs: list,
             "prior": torch.from_numpy(np.stack(prior)).float()}
 
 
-def _chunk_teacher(teacher: Teacher, pairs: list, batch: int = 32) -> dict:
-    outs = [teacher(np.stack([p.template for p in pairs[i:i + batch]]),
-                    np.stack([p.search for p in pairs[i:i + batch]])) for i in range(0, len(pairs), batch)]
+def _chunk_teacher(teacher: Teacher, pairs: list) -> dict:
+    outs = [teacher(templates, searches) for templates, searches in _crop_batches(pairs)]
     return {k: torch.cat([o[k] for o in outs]) for k in ("prob", "box")}
 
 
