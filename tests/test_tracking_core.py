@@ -247,3 +247,27 @@ def cv2_blur(img):
     import cv2
 
     return cv2.GaussianBlur(img, (9, 9), 3)
+
+
+@pytest.mark.parametrize("family,units", [("rpn", "pixels"), ("rpn", "target"), ("ban", "pixels"), ("ban", "target")])
+def test_pick_decodes_only_the_best_centre_yet_matches_decoding_every_box(family, units):
+    """``pick`` decodes sizes for the whole map and one centre; the result is bit for bit the
+    one from decoding every candidate's box (:meth:`pick_decoding_all`), on random outputs."""
+    stride, ratios = (8, (0.33, 0.5, 1.0, 2.0, 3.0)) if family == "rpn" and units == "pixels" else (16, (1.0,))
+    params = TrackerParams(family=family, box_units=units, stride=stride, anchor_ratios=ratios, penalty_k=0.1)
+    tracker = SiameseTracker(None, params)
+    tracker.center, tracker.size = np.array([100.3, 80.7]), np.array([40.0, 25.0])
+    rng = np.random.default_rng(3)
+    side, k = params.score_size, params.anchor_num
+    moved = set()
+    for _ in range(200):
+        cls = (rng.normal(size=(2 * k, side, side)) * 3).astype(np.float32)
+        if family == "rpn":
+            loc = (rng.normal(size=(4 * k, side, side)) * 0.3).astype(np.float32)
+        else:
+            loc = np.abs(rng.normal(size=(4, side, side)) * (1 if units == "target" else 30)).astype(np.float32)
+        scale_z = float(rng.uniform(0.5, 2.0))
+        got = tracker.pick(cls, loc, scale_z, 0.4)
+        assert got == tracker.pick_decoding_all(cls, loc, scale_z, 0.4)
+        moved.add(round(got[0], 3))
+    assert len(moved) > 50  # the picks really vary with the outputs

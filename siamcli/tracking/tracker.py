@@ -269,19 +269,83 @@ class SiameseTracker:
             return float(self.center[0]), float(self.center[1]), float(self.size[0]), float(self.size[1]), 0.0
         return self._smooth(np.asarray(row[1:5], dtype=np.float64), float(row[6]), float(row[5]), scale_z)
 
-    def _smooth(self, box: np.ndarray, penalty: float, score: float, scale_z: float):
+    def _smooth(self, box: Sequence[float], penalty: float, score: float, scale_z: float):
         """The chosen candidate (cx, cy, w, h in patch pixels around the patch centre) -> the new
         ``(cx, cy, w, h, score)`` in frame pixels, the size moved towards it by the learning rate."""
-        bbox = box / scale_z
-        lr = penalty * score * self.params.lr
-        cx = bbox[0] + self.center[0]
-        cy = bbox[1] + self.center[1]
-        width = self.size[0] * (1 - lr) + bbox[2] * lr
-        height = self.size[1] * (1 - lr) + bbox[3] * lr
-        return float(cx), float(cy), float(width), float(height), float(score)
+        bx, by, bw, bh = (float(v) / scale_z for v in box)
+        lr = float(penalty) * float(score) * self.params.lr
+        width = float(self.size[0]) * (1 - lr) + bw * lr
+        height = float(self.size[1]) * (1 - lr) + bh * lr
+        return bx + float(self.center[0]), by + float(self.center[1]), width, height, float(score)
+
+    def _extents(self, delta: np.ndarray, grid: np.ndarray, prior: Sequence[float]) -> np.ndarray:
+        """(2, M) widths and heights of every candidate (patch pixels), as :meth:`_decode` gives them."""
+        if self.params.family == "rpn":
+            size = np.array([[prior[0]], [prior[1]]]) if self.params.box_units == "target" else grid[2:4]
+            wh = np.exp(delta[2:], dtype=np.float64)
+            wh *= size
+            return wh
+        d = delta.astype(np.float64)
+        if self.params.box_units == "target":
+            d *= np.array([[prior[0]], [prior[1]], [prior[0]], [prior[1]]])
+        return (grid[:2] + d[2:]) - (grid[:2] - d[:2])  # (x2, y2) - (x1, y1)
+
+    def _centre_at(self, delta: np.ndarray, grid: np.ndarray, prior: Sequence[float], i: int) -> Tuple[float, float]:
+        """Candidate ``i``'s centre (cx, cy) in patch pixels, with :meth:`_decode`'s arithmetic."""
+        d = [float(v) for v in delta[:, i]]
+        gx, gy = float(grid[0, i]), float(grid[1, i])
+        relative = self.params.box_units == "target"
+        if self.params.family == "rpn":
+            sw, sh = (float(prior[0]), float(prior[1])) if relative else (float(grid[2, i]), float(grid[3, i]))
+            return d[0] * sw + gx, d[1] * sh + gy
+        if relative:
+            d = [d[0] * prior[0], d[1] * prior[1], d[2] * prior[0], d[3] * prior[1]]
+        return ((gx - d[0]) + (gx + d[2])) / 2, ((gy - d[1]) + (gy + d[3])) / 2
 
     def pick(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, window_influence: float):
-        """Decode one sample's outputs, penalise, window, take the best, smooth the size."""
+        """Decode one sample's outputs, penalise, window, take the best, smooth the size.
+
+        Only the candidates' sizes are decoded for the whole map (the penalty needs them); the
+        best one's centre is decoded alone. Same arithmetic as decoding everything
+        (:meth:`pick_decoding_all`, which also serves when the best candidate is unusable).
+        """
+        p = self.params
+        grid, window = self._grid_and_window(int(cls.shape[-1]))
+        w0, h0 = float(self.size[0]), float(self.size[1])
+        width, height = w0 * scale_z, h0 * scale_z
+        logits = cls.reshape(2, -1)
+        delta = loc.reshape(4, -1)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            score = np.subtract(logits[0], logits[1], dtype=np.float64)  # softmax's foreground:
+            np.exp(score, out=score)  # 1 / (1 + exp(bg - fg))
+            score += 1.0
+            np.reciprocal(score, out=score)
+            w, h = self._extents(delta, grid, (width, height))
+            pad = w + h
+            pad *= 0.5
+            s_c = np.add(w, pad)
+            s_c *= np.add(h, pad, out=pad)
+            np.sqrt(s_c, out=s_c)
+            s_c /= _padded_size(width, height)
+            penalty = _change(s_c)
+            penalty *= _change(np.divide(w0 / h0, np.divide(w, h)))
+            np.subtract(1.0, penalty, out=penalty)  # the penalty exp(-(r_c * s_c - 1) * k)
+            penalty *= p.penalty_k
+            np.exp(penalty, out=penalty)
+            pscore = penalty * score
+            pscore *= 1 - window_influence
+            pscore += window * window_influence
+        best = int(np.argmax(pscore))
+        # a network can emit overflowing or degenerate boxes (e.g. untrained weights): such
+        # candidates never win (argmax returns a NaN first); the usual usable best needs no mask
+        box = (*self._centre_at(delta, grid, (width, height), best), float(w[best]), float(h[best]))
+        if not (math.isfinite(pscore[best]) and all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0):
+            return self.pick_decoding_all(cls, loc, scale_z, window_influence)
+        return self._smooth(box, penalty[best], score[best], scale_z)
+
+    def pick_decoding_all(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, window_influence: float):
+        """:meth:`pick` decoding every candidate's box first, skipping unusable ones (with none
+        usable, the target stays where it was)."""
         p = self.params
         grid, window = self._grid_and_window(int(cls.shape[-1]))
         width, height = float(self.size[0]) * scale_z, float(self.size[1]) * scale_z
@@ -289,22 +353,10 @@ class SiameseTracker:
             score, pred = self._decode(cls, loc, grid, (width, height))
             s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size(width, height))
             r_c = _change((float(self.size[0]) / float(self.size[1])) / (pred[2] / pred[3]))
-            penalty = r_c * s_c  # the penalty exp(-(r_c * s_c - 1) * k), computed in place
-            np.subtract(1.0, penalty, out=penalty)
-            penalty *= p.penalty_k
-            np.exp(penalty, out=penalty)
-            pscore = penalty * score
-            pscore *= 1 - window_influence
-            pscore += window * window_influence
-        best = int(np.argmax(pscore))
-        # a network can emit overflowing or degenerate boxes (e.g. untrained weights):
-        # such candidates never win, and with none usable the target stays where it was.
-        # The usual case, a usable best (argmax returns a NaN first), needs no mask.
-        column = pred[:, best]
-        if not (math.isfinite(pscore[best]) and np.isfinite(column).all() and column[2] > 0 and column[3] > 0):
+            penalty = np.exp((1.0 - r_c * s_c) * p.penalty_k)
+            pscore = penalty * score * (1 - window_influence) + window * window_influence
             usable = np.isfinite(pred).all(axis=0) & (pred[2] > 0) & (pred[3] > 0) & np.isfinite(pscore)
-            if not usable.any():
-                return float(self.center[0]), float(self.center[1]), float(self.size[0]), float(self.size[1]), 0.0
-            best = int(np.argmax(np.where(usable, pscore, -np.inf)))
-
+        if not usable.any():
+            return float(self.center[0]), float(self.center[1]), float(self.size[0]), float(self.size[1]), 0.0
+        best = int(np.argmax(np.where(usable, pscore, -np.inf)))
         return self._smooth(pred[:, best], penalty[best], score[best], scale_z)
