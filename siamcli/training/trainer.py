@@ -190,10 +190,19 @@ def trainable_parameters(model: LiteSiamese):
     return list(model.neck.parameters()) + list(model.head.parameters())
 
 
+def tuned_blocks(model: LiteSiamese, count: int) -> torch.nn.ModuleList:
+    """The last ``count`` backbone blocks, trained with the head when the cache holds the
+    features from before them (``build_cache`` with a backbone cut ``count`` blocks earlier)."""
+    blocks = model.backbone._blocks
+    if not 0 <= count < len(blocks):
+        raise ValueError(f"can tune 0..{len(blocks) - 1} backbone blocks, not {count}")
+    return torch.nn.ModuleList(list(blocks)[len(blocks) - count:])
+
+
 def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int, lr: float, seed: int,
                checkpoint: Path, report: Report = _noop, weight_decay: float = 1e-4,
-               stop_after: Optional[int] = None, distill: float = 0.0, distill_loc: float = 0.0
-               ) -> Dict[str, float]:
+               stop_after: Optional[int] = None, distill: float = 0.0, distill_loc: float = 0.0,
+               tune_blocks: int = 0, tune_lr: float = 0.1) -> Dict[str, float]:
     """Train ``model``'s neck and head on cached features; resume from ``checkpoint``.
 
     ``stop_after`` ends the run after that many epochs (as an interruption would);
@@ -207,13 +216,23 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
 
     ``distill`` and ``distill_loc`` weigh the losses towards the cache's teacher outputs
     (:func:`siamcli.training.objectives.distill_losses`) added to the label losses.
+
+    ``tune_blocks`` > 0 also trains the backbone's last blocks (:func:`tuned_blocks`; the cache
+    must hold the features from before them), at ``tune_lr`` times the learning rate, in bf16
+    autocast, their BatchNorms keeping the ImageNet statistics.
     """
     family = model.family
     targets = targets_for(family)
     params = trainable_parameters(model)
     for p in model.backbone.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    tuned = tuned_blocks(model, tune_blocks)
+    groups = [{"params": params, "scale": 1.0}]
+    if tune_blocks:
+        for p in tuned.parameters():
+            p.requires_grad_(True)
+        groups.append({"params": list(tuned.parameters()), "scale": tune_lr})
+    opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = len(cache) // batch
     total_steps = epochs * steps_per_epoch
     gen = torch.Generator().manual_seed(seed)
@@ -225,6 +244,8 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
         if cache.teacher_prob is None:
             raise ValueError("distillation needs a cache built with a teacher")
         recipe.update(distill=distill, distill_loc=distill_loc)
+    if tune_blocks:
+        recipe.update(tune_blocks=tune_blocks, tune_lr=tune_lr, tune_precision="bf16")
     state = torch.load(checkpoint, weights_only=False) if checkpoint.is_file() else None
     if state is not None and state.get("recipe") != recipe:
         state = None  # another run's checkpoint: resuming it would return that run's model
@@ -253,10 +274,16 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
             idx = order[i * batch:(i + 1) * batch]
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
-                group["lr"] = lr_at(step)
+                group["lr"] = lr_at(step) * group["scale"]
             labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen, cache.prior[idx])
-            zf = model.template_from_features(cache.z[idx].float())
-            xf = model.search_from_features(cache.x[idx].float())
+            z, x = cache.z[idx].float(), cache.x[idx].float()
+            if tune_blocks:  # bf16 (6x the frozen step in fp32 here, 3x in bf16); in eval mode,
+                with torch.autocast("cpu", dtype=torch.bfloat16):  # the BatchNorms keep their statistics
+                    for block in tuned:
+                        z, x = block(z), block(x)
+                z, x = z.float(), x.float()
+            zf = model.template_from_features(z)
+            xf = model.search_from_features(x)
             cls, loc = model.correlate(zf, xf)
             cls_loss, loc_loss = targets.loss(cls, loc, labels, goal)
             loss = cls_loss + loc_loss
