@@ -94,6 +94,8 @@ def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads
                         fps=state["frames"] / elapsed if elapsed > 0 else 0.0)
         if record["status"] != "ok" and not quiet:
             progress.console.print(f"[red]failed[/] {record['id']}: {record['error']}", markup=True)
+        elif record.get("error") and not quiet:  # done, with warnings (each prefixed "warning: ")
+            progress.console.print(f"[yellow]{record['id']}[/]: {record['error']}", markup=True)
 
     with progress:
         result = run_batch(job_list, opts, workers=jobs, executor=executor, ray_address=ray_address,

@@ -282,3 +282,34 @@ def test_batch_model_without_weights_is_a_user_error(tmp_path, synthetic_video):
     result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(tmp_path / "out"), "-m", "nanotrack_v2"])
     assert isinstance(result.exception, SiamcliError)
     assert "needs --weights" in str(result.exception)
+
+
+def test_warnings_of_finished_videos_are_in_the_summary_and_printed(tmp_path, synthetic_video, alex_weights):
+    """A first box mostly outside the frame is tracked all the same: status ok, the warning in
+    the error column and on the console."""
+    lines = ["video,x,y,w,h,id", f"{synthetic_video},300,220,200,100,outside", f"{synthetic_video},40,30,40,40,inside"]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(batch_cmd, [str(write_manifest(tmp_path / "m.csv", lines)), "-o", str(out),
+                                            "-m", MODEL, "-w", str(alex_weights), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    summary = summary_of(out)
+    assert summary["outside"]["status"] == summary["inside"]["status"] == "ok"
+    assert summary["outside"]["error"] == ("warning: box 300,220,200,100 lies mostly outside the 320x240 first "
+                                           "frame (2.0 % of it inside); are its coordinates for this source's size?")
+    assert summary["inside"]["error"] == ""
+    assert len(rows_of(out / "outside.csv")) == 1 + 24
+    assert "outside: warning: box 300,220,200,100" in " ".join(result.output.split())
+
+
+@pytest.mark.shared_data
+def test_a_damaged_video_in_a_batch_keeps_its_boxes_with_a_warning(tmp_path, alex_weights):
+    from conftest import require_shared
+
+    tree = require_shared("data", "videos", "opencv_tree.avi")  # cut off by its source after frame 67
+    out = tmp_path / "out"
+    manifest = write_manifest(tmp_path / "m.csv", ["video,x,y,w,h,id", f"{tree},120,60,60,80,tree"])
+    result = CliRunner().invoke(batch_cmd, [str(manifest), "-o", str(out), "-m", MODEL, "-w", str(alex_weights), "-q"])
+    assert result.exit_code == 0, result.output
+    row = summary_of(out)["tree"]
+    assert row["status"] == "ok" and row["frames"] == "68" and len(rows_of(out / "tree.csv")) == 1 + 68
+    assert row["error"].startswith("warning: decoding stopped after 68 of the 444 frames")

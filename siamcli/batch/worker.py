@@ -101,6 +101,7 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
     """Track ``job``; return its record and trajectory rows. Never raises for a job's own problem:
     the record then has ``status: failed`` and the error (a bug's record says ``internal error``)."""
     from ..io.sources import open_source
+    from ..runloop import outside_warnings
 
     record: Dict[str, Any] = {"id": job.id, "video": job.video, "frames": 0, "fps": None,
                               "mean_score": None, "status": "failed", "error": job.error,
@@ -122,6 +123,7 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
                 raise SiamcliError(f"start_frame {job.start_frame} is past the end of {job.video} "
                                    f"({source.frames_read} frames)")
             tracker.init(first, job.box)
+            warnings = outside_warnings([job.box], first.shape)
             rows.append((job.start_frame, tuple(job.box), 1.0, "tracking"))
             t0 = time.perf_counter()
             for index, frame in enumerate(frames, start=job.start_frame + 1):
@@ -129,8 +131,10 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
                 rows.append((index, result.box, result.score, getattr(result, "state", "tracking")))
             elapsed = time.perf_counter() - t0
             if source.ended_early:
-                record["error"] = (f"warning: decoding stopped after {source.frames_read} of the "
-                                   f"{source.frame_count} frames the header claims (damaged or truncated stream)")
+                warnings.append(f"decoding stopped after {source.frames_read} of the {source.frame_count} "
+                                "frames the header claims (damaged or truncated stream)")
+            if warnings:  # the job succeeded: the error column carries them, each marked as a warning
+                record["error"] = "; ".join(f"warning: {w}" for w in warnings)
         tracked = len(rows) - 1
         record.update(frames=len(rows), status="ok",
                       fps=round(tracked / elapsed, 2) if tracked and elapsed > 0 else None,
