@@ -177,7 +177,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
             torch.manual_seed(seed)
             model = LiteSiamese(spec.params.family)
             model.backbone.load_state_dict(backbone)
-            losses = train_head(model, cache, epochs, batch, lr, seed, work / f"{name}_seed{seed}.ckpt", report,
+            losses = train_head(model, cache, epochs, batch, lr, seed, work / f"{name}_seed{seed}{tag}.ckpt", report,
                                 distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
                                 tune_blocks=tune_blocks, tune_lr=tune_lr)
             path = out / spec.bundled
