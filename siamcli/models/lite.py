@@ -27,7 +27,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
-from .backbones.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite
+from .backbones.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite, block_layout
 from .base import SiameseModel
 from .heads import xcorr_depthwise
 
@@ -66,12 +66,16 @@ class LiteHead(nn.Module):
 class LiteSiamese(SiameseModel):
     """EfficientNet-Lite0 backbone, 1x1 neck, :class:`LiteHead` (see module doc)."""
 
-    def __init__(self, family: str, channels: int = 128) -> None:
+    def __init__(self, family: str, channels: int = 128, taps: Tuple[int, ...] = (10,)) -> None:
         super().__init__()
         self.family = family
-        self.backbone = EfficientNetLite(last_block=10)
-        self.neck = nn.Sequential(nn.Conv2d(self.backbone.out_channels, channels, 1, bias=False),
-                                  nn.BatchNorm2d(channels))
+        #: backbone blocks whose outputs (all stride 16: blocks 5-10) the neck reads, concatenated
+        self.taps = tuple(sorted(taps))
+        if not self.taps or not all(5 <= t <= 10 for t in self.taps):
+            raise ValueError(f"taps must be stride-16 blocks (5-10), not {taps!r}")
+        self.backbone = EfficientNetLite(last_block=self.taps[-1])
+        width = sum(spec[1] for i, spec in enumerate(block_layout()) if i in self.taps)
+        self.neck = nn.Sequential(nn.Conv2d(width, channels, 1, bias=False), nn.BatchNorm2d(channels))
         if family == "rpn":
             self.head = LiteHead(channels, 2 * ANCHOR_NUM, 4 * ANCHOR_NUM)
         elif family == "ban":
@@ -81,8 +85,11 @@ class LiteSiamese(SiameseModel):
 
     # -- pieces the trainer also uses ------------------------------------------
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        """Backbone features of raw RGB 0-255 pixels."""
-        return self.backbone((img - INPUT_MEAN) / INPUT_STD)
+        """Backbone features of raw RGB 0-255 pixels (the taps' outputs concatenated)."""
+        x = (img - INPUT_MEAN) / INPUT_STD
+        if len(self.taps) == 1:
+            return self.backbone(x)
+        return torch.cat(self.backbone.taps(x, self.taps), dim=1)
 
     def template_from_features(self, feat: torch.Tensor) -> torch.Tensor:
         """Neck, central 6x6 cut and adapt conv of template backbone features."""
