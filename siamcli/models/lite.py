@@ -18,7 +18,9 @@ Template 127 px -> 8x8 features, cut to the central 6x6, then a 3x3
 adapt conv -> 4x4 kernels (computed once per target, in ``extract_template``);
 search 255 px -> 16x16 -> 14x14 after its adapt conv; depthwise
 correlation -> 11x11 score map (``base_size`` 2 in :class:`TrackerParams`).
-Inputs are raw RGB 0-255 pixels; the model normalises them itself.
+Inputs are raw RGB 0-255 pixels; the model normalises them itself. ``taps``
+lets the neck read several stride-16 blocks concatenated (a training
+experiment, ``scripts/train_default.py --taps``; the bundled models read block 10).
 """
 from __future__ import annotations
 

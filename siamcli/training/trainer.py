@@ -36,7 +36,7 @@ def _noop(stage: str, done: int, total: int, info: Dict[str, float]) -> None:
 
 @dataclass
 class FeatureCache:
-    """Backbone features of sampled pairs: ``z`` (N,112,8,8) and ``x`` (N,112,16,16) fp16,
+    """Backbone features of sampled pairs: ``z`` (N,C,8,8) and ``x`` (N,C,16,16) fp16 (C = 112 for block 10),
     ``boxes`` (N,4) target corners in search-patch pixels, ``negative`` (N,) bool, ``prior`` (N,2) the tracker's size estimate
     in search-patch pixels (what the lite models' boxes are relative to)."""
 
@@ -277,9 +277,9 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
                 group["lr"] = lr_at(step) * group["scale"]
             labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen, cache.prior[idx])
             z, x = cache.z[idx].float(), cache.x[idx].float()
-            if tune_blocks:  # bf16 (6x the frozen step in fp32 here, 3x in bf16); in eval mode,
-                with torch.autocast("cpu", dtype=torch.bfloat16):  # the BatchNorms keep their statistics
-                    for block in tuned:
+            if tune_blocks:  # in bf16: a step took 6x the frozen one in fp32 here, 3x in bf16
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    for block in tuned:  # in eval mode: their BatchNorms keep their statistics
                         z, x = block(z), block(x)
                 z, x = z.float(), x.float()
             zf = model.template_from_features(z)
