@@ -176,7 +176,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
             raise click.BadParameter(f"must be in 0..{len(features.backbone._blocks) - 1}", param_hint="--tune-blocks")
         if tune_blocks:
             features.backbone = EfficientNetLite(last_block=cut)
-        features.backbone.load_state_dict(pretrained_state_dict(cut))
+        features.backbone.load_state_dict(pretrained_state_dict(cut) if tune_blocks else backbone)
         features.eval()
         tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
         tag += f"_b{cut}" if tune_blocks else ""

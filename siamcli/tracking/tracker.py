@@ -302,6 +302,28 @@ class SiameseTracker:
             d = [d[0] * prior[0], d[1] * prior[1], d[2] * prior[0], d[3] * prior[1]]
         return ((gx - d[0]) + (gx + d[2])) / 2, ((gy - d[1]) + (gy + d[3])) / 2
 
+    def _penalised(self, score: np.ndarray, w: np.ndarray, h: np.ndarray, scale_z: float, window: np.ndarray,
+                   window_influence: float) -> Tuple[np.ndarray, np.ndarray]:
+        """(penalty, penalised and windowed score) of candidates of sizes ``w``, ``h`` (patch pixels):
+        the scale/ratio change penalty exp(-(r_c * s_c - 1) * k) against the current size. Call
+        under ``np.errstate`` (degenerate sizes give inf/NaN, which never win)."""
+        w0, h0 = float(self.size[0]), float(self.size[1])
+        pad = w + h
+        pad *= 0.5
+        s_c = np.add(w, pad)
+        s_c *= np.add(h, pad, out=pad)
+        np.sqrt(s_c, out=s_c)
+        s_c /= _padded_size(w0 * scale_z, h0 * scale_z)
+        penalty = _change(s_c)
+        penalty *= _change(np.divide(w0 / h0, np.divide(w, h)))
+        np.subtract(1.0, penalty, out=penalty)
+        penalty *= self.params.penalty_k
+        np.exp(penalty, out=penalty)
+        pscore = penalty * score
+        pscore *= 1 - window_influence
+        pscore += window * window_influence
+        return penalty, pscore
+
     def pick(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, window_influence: float):
         """Decode one sample's outputs, penalise, window, take the best, smooth the size.
 
@@ -309,10 +331,8 @@ class SiameseTracker:
         best one's centre is decoded alone. Same arithmetic as decoding everything
         (:meth:`pick_decoding_all`, which also serves when the best candidate is unusable).
         """
-        p = self.params
         grid, window = self._grid_and_window(int(cls.shape[-1]))
-        w0, h0 = float(self.size[0]), float(self.size[1])
-        width, height = w0 * scale_z, h0 * scale_z
+        width, height = float(self.size[0]) * scale_z, float(self.size[1]) * scale_z
         logits = cls.reshape(2, -1)
         delta = loc.reshape(4, -1)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -321,20 +341,7 @@ class SiameseTracker:
             score += 1.0
             np.reciprocal(score, out=score)
             w, h = self._extents(delta, grid, (width, height))
-            pad = w + h
-            pad *= 0.5
-            s_c = np.add(w, pad)
-            s_c *= np.add(h, pad, out=pad)
-            np.sqrt(s_c, out=s_c)
-            s_c /= _padded_size(width, height)
-            penalty = _change(s_c)
-            penalty *= _change(np.divide(w0 / h0, np.divide(w, h)))
-            np.subtract(1.0, penalty, out=penalty)  # the penalty exp(-(r_c * s_c - 1) * k)
-            penalty *= p.penalty_k
-            np.exp(penalty, out=penalty)
-            pscore = penalty * score
-            pscore *= 1 - window_influence
-            pscore += window * window_influence
+            penalty, pscore = self._penalised(score, w, h, scale_z, window, window_influence)
         best = int(np.argmax(pscore))
         # a network can emit overflowing or degenerate boxes (e.g. untrained weights): such
         # candidates never win (argmax returns a NaN first); the usual usable best needs no mask
@@ -346,15 +353,11 @@ class SiameseTracker:
     def pick_decoding_all(self, cls: np.ndarray, loc: np.ndarray, scale_z: float, window_influence: float):
         """:meth:`pick` decoding every candidate's box first, skipping unusable ones (with none
         usable, the target stays where it was)."""
-        p = self.params
         grid, window = self._grid_and_window(int(cls.shape[-1]))
         width, height = float(self.size[0]) * scale_z, float(self.size[1]) * scale_z
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             score, pred = self._decode(cls, loc, grid, (width, height))
-            s_c = _change(_padded_size(pred[2], pred[3]) / _padded_size(width, height))
-            r_c = _change((float(self.size[0]) / float(self.size[1])) / (pred[2] / pred[3]))
-            penalty = np.exp((1.0 - r_c * s_c) * p.penalty_k)
-            pscore = penalty * score * (1 - window_influence) + window * window_influence
+            penalty, pscore = self._penalised(score, pred[2], pred[3], scale_z, window, window_influence)
             usable = np.isfinite(pred).all(axis=0) & (pred[2] > 0) & (pred[3] > 0) & np.isfinite(pscore)
         if not usable.any():
             return float(self.center[0]), float(self.center[1]), float(self.size[0]), float(self.size[1]), 0.0
