@@ -15,6 +15,7 @@ fi
 dpkg-deb -x "$work"/opencv-doc_*.deb "$work/x"
 src="$work/x/usr/share/doc/opencv-doc/examples/data"
 mkdir -p "$dir"
+# the file names, read from siamcli/training/data.py without importing it (no OpenCV needed here)
 names=$(cd "$(dirname "$0")/.." && python3 -c "
 import ast, pathlib
 tree = ast.parse(pathlib.Path('siamcli/training/data.py').read_text())

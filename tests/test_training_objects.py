@@ -76,7 +76,7 @@ def test_a_merge_ends_both_tracks_and_no_box_spans_two_objects():
     early = [t for t in tracks if t.frames[0] == 0]
     assert len(early) == 2 and all(t.frames[-1] == 19 for t in early)
     # the merged blob becomes a track of its own from the frame after the merge
-    assert [t.frames[0] for t in tracks if all(t is not e for e in early)] == [21]
+    assert [t.frames[0] for t in tracks if t not in early] == [21]
 
 
 def test_an_abrupt_area_change_ends_a_track():

@@ -479,6 +479,7 @@ class PairSampler:
 
     def sample(self) -> Pair:
         rng = self.rng
+        # drawn only with an object share, so that every other recipe's pairs stay as they were
         if self.objects and rng.random() < self.objects:
             frame, box, sframe, sbox = self._object_pair()
             template = self._template(frame, box)

@@ -10,7 +10,10 @@ followed over seconds, with the pose, deformation and size change that random
 textured boxes (``siamcli.training.data``) never show. The boxes are those of
 the foreground masks: their extent is the object's, which is what a tracker
 must report. Frames in which too much of the picture moves (a camera that
-pans, a light change) give no boxes, so a moving-camera video yields no tracks.
+pans, a light change) give no boxes; a hand-held or slowly panning shot still
+leaves fragments (part of an object, a flicker) that pass every check, so only
+a video known to come from a still camera should be mined (the training script
+mines OpenCV's vtest.avi alone).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import cv2
 import numpy as np
 
 
-@dataclass
+@dataclass(eq=False)
 class Track:
     """One object followed through ``frames`` (frame indices, increasing by one) with its
     box (x, y, w, h) on each."""
