@@ -322,13 +322,15 @@ def _compare_trackers(entries, device, runtime):
 
 
 def _results_table(label, dataset, results, overall) -> Table:
-    table = Table("sequence", "frames", "success AUC", "prec@20px", "mean IoU", "succ@0.5", "fps",
-                  title=f"{label} on {dataset}")
+    robust = any(r.runs > 1 for r in results)
+    table = Table("sequence", "frames", *(["runs"] if robust else []), "success AUC", "prec@20px", "mean IoU",
+                  "succ@0.5", "fps", title=f"{label} on {dataset}")
     for r in results:
         m = r.metrics
-        table.add_row(r.name, str(r.frames), f"{m['success_auc']:.3f}", f"{m['precision_20px']:.3f}",
+        table.add_row(r.name, str(r.frames), *([str(r.runs)] if robust else []), f"{m['success_auc']:.3f}", f"{m['precision_20px']:.3f}",
                       f"{m['mean_iou']:.3f}", f"{m['success_50']:.3f}", f"{r.fps:.1f}")
-    table.add_row("overall", str(overall["frames"]), f"{overall['success_auc']:.3f}",
+    table.add_row("overall", str(overall["frames"]), *([str(sum(r.runs for r in results))] if robust else []),
+                  f"{overall['success_auc']:.3f}",
                   f"{overall['precision_20px']:.3f}", f"{overall['mean_iou']:.3f}",
                   f"{overall['success_50']:.3f}", f"{overall['fps']:.1f}", style="bold")
     return table
@@ -345,30 +347,43 @@ def _results_table(label, dataset, results, overall) -> Table:
 @click.option("--report", "report_dir", help="Write success/precision plots, tables and index.html here.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--json", "json_path", help="Also write the table to this JSON file.")
+@click.option("--starts", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Temporal robustness (OTB's TRE, which uses 20): start this many times per sequence, from "
+                   "frames spread evenly over it, each run to the end; figures are the mean over the runs.")
+@click.option("--sre", is_flag=True,
+              help="Spatial robustness (OTB's SRE): start from 12 perturbed first boxes (shifted by 10 % of "
+                   "the size, or scaled by 0.8-1.2) instead of the ground truth; combines with --starts.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_engine_options
-def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_path, quiet, **runtime) -> None:
+def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_path, starts, sre, quiet,
+             **runtime) -> None:
     """Score a model on every OTB-style sequence (img/ + groundtruth_rect.txt) under DATASET.
 
     Prints success AUC (21 IoU thresholds), precision at 20 px, mean IoU,
     success rate at IoU 0.5 and fps (frame decoding included) per sequence and
     overall. Frames whose ground truth has no positive size are not scored.
+    One pass from the first frame by default; --starts and --sre run OTB's
+    robustness evaluations (the "runs" column counts the starts averaged).
 
     \b
     Example:
       siamcli eval seqs/ -m nanotrack_v2 -w nanotrackv2.pth --compare csrt --compare kcf --report report/
+      siamcli eval seqs/ -m siamrpn --compare nanotrack_v2=nanotrackv2.pth --starts 10
     """
     from .eval.datasets import find_sequences
-    from .eval.runner import summarise, track_sequence
+    from .eval.runner import robustness_runs, run_length, summarise, track_runs
 
+    if report_dir and (starts > 1 or sre):
+        raise SiamcliError("--report plots one-pass results: leave out --starts and --sre, or --report")
     sequences = find_sequences(dataset)
+    runs = {seq.name: robustness_runs(seq, starts, sre) for seq in sequences}
     trackers = []
     if model or config or not compare:  # neither: the bundled default model
         tracker, spec = _create(model, config, weights, device, **runtime)
         trackers.append((spec.name, tracker))
     trackers += _compare_trackers(compare, device, runtime)
 
-    total = sum(len(s) for s in sequences) * len(trackers)
+    total = sum(run_length(s, r) for s in sequences for r in runs[s.name]) * len(trackers)
     results_by_tracker = {}
     with _progress(total, quiet) as bar:
         task = bar.add_task("eval", total=total, fps=0.0)
@@ -376,8 +391,8 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
             results = []
             for seq in sequences:
                 bar.update(task, description=f"{label} {seq.name}")
-                res = track_sequence(tracker, seq, on_frame=lambda: bar.advance(task))
-                bar.update(task, advance=1, fps=res.fps)
+                res = track_runs(tracker, seq, runs[seq.name], on_frame=lambda: bar.advance(task))
+                bar.update(task, advance=len(runs[seq.name]), fps=res.fps)
                 results.append(res)
             results_by_tracker[label] = results
 
@@ -388,7 +403,8 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
         console.print(_results_table(label, dataset, results, overall))
         docs.append({
             "tracker": label,
-            "sequences": [{"name": r.name, "frames": r.frames, "fps": r.fps, **r.metrics} for r in results],
+            "sequences": [{"name": r.name, "frames": r.frames, "runs": r.runs, "fps": r.fps, **r.metrics}
+                          for r in results],
             "overall": overall,
         })
     if report_dir:
@@ -397,7 +413,10 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
         index = write_report(results_by_tracker, report_dir, sequences, title=f"One-pass evaluation on {dataset}")
         err_console.print(f"report: {index}")
     if json_path:
-        doc = {"dataset": str(dataset), **docs[0], "model": docs[0]["tracker"], "weights": str(weights),
+        protocol = {"starts": starts, "sre": sre, "name": "OPE" if starts == 1 and not sre else
+                    "+".join(n for n, on in (("TRE", starts > 1), ("SRE", sre)) if on)}
+        doc = {"dataset": str(dataset), "protocol": protocol, **docs[0], "model": docs[0]["tracker"],
+               "weights": str(weights),
                "engine": getattr(getattr(trackers[0][1], "engine", None), "name", None)}
         if len(docs) > 1:
             doc["compared"] = docs[1:]

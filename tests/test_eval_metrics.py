@@ -122,3 +122,80 @@ def test_eval_compare_rejects_an_unknown_tracker(tmp_path, capsys, alex_weights)
         main(["eval", str(tmp_path / "data"), "--compare", "boosting", "-q"])
     assert done.value.code == 2
     assert "--compare takes an OpenCV baseline" in capsys.readouterr().err
+
+
+def test_robustness_runs_spread_starts_over_annotated_frames_and_perturb_the_first_box(tmp_path):
+    from siamcli.eval.runner import SRE_SCALES, robustness_runs, sre_boxes
+
+    seq = find_sequences(make_sequence(tmp_path, "seq", 10))[0]  # frame 3 is not annotated
+    assert robustness_runs(seq) == [(0, tuple(seq.groundtruth[0]))]  # one pass
+    assert [f for f, _ in robustness_runs(seq, starts=4)] == [0, 2, 5, 7]
+    frames = [f for f, _ in robustness_runs(seq, starts=20)]
+    assert frames == [0, 1, 2, 4, 5, 6, 7, 8]  # 3 unannotated, each start once, none on the last frame
+    for f, box in robustness_runs(seq, starts=4):
+        assert box == tuple(seq.groundtruth[f])
+    shifted = sre_boxes((100, 50, 40, 20))
+    assert len(shifted) == 12 and shifted[0] == pytest.approx((96, 50, 40, 20))
+    assert shifted[7] == pytest.approx((104, 52, 40, 20))
+    for (x, y, w, h), s in zip(shifted[8:], SRE_SCALES):
+        assert (x + w / 2, y + h / 2, w, h) == pytest.approx((120, 60, 40 * s, 20 * s))
+    runs = robustness_runs(seq, starts=2, shifts=True)
+    assert len(runs) == 24 and {f for f, _ in runs} == {0, 5}
+    with pytest.raises(SiamcliError, match="at least 1"):
+        robustness_runs(seq, starts=0)
+
+
+class _StayingTracker:
+    """Keeps its first box: its score on each run is that box against the ground truth."""
+
+    def __init__(self):
+        self.inits = []
+
+    def init(self, frame, box):
+        self.inits.append(tuple(float(v) for v in box))
+        self.box = tuple(float(v) for v in box)
+
+    def update(self, frame):
+        from siamcli.tracking.tracker import TrackResult
+
+        return TrackResult(self.box, 1.0)
+
+
+def test_robustness_figures_are_the_mean_over_the_runs(tmp_path):
+    from siamcli.eval.runner import robustness_runs, summarise, track_runs
+
+    seq = find_sequences(make_sequence(tmp_path, "seq", 10))[0]
+    runs = robustness_runs(seq, starts=3, shifts=True)
+    tracker = _StayingTracker()
+    result = track_runs(tracker, seq, runs)
+    assert tracker.inits == [box for _, box in runs] and result.runs == 36
+    expected = [score_sequence(np.tile(box, (len(seq) - f, 1)), seq.groundtruth[f:]) for f, box in runs]
+    for key in ("mean_iou", "success_auc", "precision_20px"):
+        assert result.metrics[key] == pytest.approx(np.mean([e[key] for e in expected]))
+    assert result.metrics["mean_iou"] < 0.9  # the square moves away from the boxes that stay
+    assert result.tracked == sum(len(seq) - f - 1 for f, _ in runs)
+    one = track_runs(_StayingTracker(), seq, robustness_runs(seq))
+    assert one.runs == 1 and one.tracked == 9
+    assert summarise([result, one])["mean_iou"] == pytest.approx((result.metrics["mean_iou"]
+                                                                  + one.metrics["mean_iou"]) / 2)
+
+
+def test_eval_starts_and_sre_from_the_command_line(tmp_path, capsys):
+    make_sequence(tmp_path / "data", "seq1", 8)
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(tmp_path / "data"), "--compare", "mil", "--starts", "3", "--sre", "--json", str(out),
+              "-q"])
+        raise SystemExit(0)
+    assert done.value.code == 0, capsys.readouterr().err
+    assert "runs" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["protocol"] == {"starts": 3, "sre": True, "name": "TRE+SRE"}
+    assert doc["sequences"][0]["runs"] == 36
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(tmp_path / "data"), "--compare", "mil", "--starts", "2", "--report", str(tmp_path / "rep")])
+    assert done.value.code == 2
+    assert "--report plots one-pass results" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(tmp_path / "data"), "--compare", "mil", "--starts", "0"])
+    assert done.value.code == 2
