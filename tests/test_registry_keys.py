@@ -12,19 +12,26 @@ from conftest import require_shared
 
 def reference_keys(name: str):
     """(key, shape) pairs from checkpoint_keys.json (zoo) or nanotrackvN_keys.txt (NanoTrack);
-    for siamcli's own architectures, from the bundled weights file."""
-    if name.endswith("_lite0"):
+    for siamcli's own architectures, from the bundled weights file (the bundled ensemble's first
+    member for the single-head layout)."""
+    if "_lite0" in name:
         import torch
 
         from siamcli.bundled import bundled_weights
+        from siamcli.catalog import MODELS
         from siamcli.errors import SiamcliError
 
+        model = name.split("_")[0]
         try:
-            path = bundled_weights(name.split("_")[0] + ".pth")
+            path = bundled_weights(model + ".pth")
         except SiamcliError as exc:
             pytest.skip(f"no bundled weights: {exc}")
         state = torch.load(path, map_location="cpu", weights_only=True)
-        return [(k, tuple(v.shape)) for k, v in state.items()]
+        if MODELS[model].architecture == name:
+            return [(k, tuple(v.shape)) for k, v in state.items()]
+        # the single-head layout: the bundled ensemble's backbone and its first member
+        return [(k.replace("members.0.", "", 1), tuple(v.shape)) for k, v in state.items()
+                if k.startswith(("backbone.", "members.0."))]
     if name.startswith("nanotrack_"):
         version = name.split("_")[1]
         path = require_shared("data", "weights", "nanotrack", version, f"nanotrack{version}_keys.txt")

@@ -268,7 +268,13 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
 
     manifest = json.loads((out / "manifest.json").read_text())
     entry = manifest["models"]["siamban.pth"]
-    assert entry["architecture"] == "siamban_lite0" and entry["recipe"]["pairs"] == 96
+    assert entry["architecture"] == "siamban_lite0x3" and entry["recipe"]["pairs"] == 96
+    assert entry["recipe"]["members"] == 3  # three heads, seeds 0, 1, 2, averaged in one network
+    assert {p.name for p in (tmp_path / "work").glob("siamban_*.ckpt")} == {
+        "siamban_seed0.ckpt", "siamban_seed0_h1.ckpt", "siamban_seed0_h2.ckpt"}
+    from siamcli.models.registry import build_model
+
+    build_model("siamban_lite0x3").load_state_dict(torch.load(out / "siamban.pth", weights_only=True))
     assert "pysot_bag.avi" not in entry["recipe"]["data"]  # the validation sequence's frames stay out
     from siamcli.bundled import bundled_weights
 

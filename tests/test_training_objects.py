@@ -153,7 +153,8 @@ def test_the_training_command_mines_objects_from_the_opencv_samples(tmp_path: Pa
     out = tmp_path / "weights"
     command = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
                "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "64", "--epochs", "1",
-               "--batch", "32", "--models", "siamrpn", "--no-eval", "--head-seed", "3", "--init-seed", "0"]
+               "--batch", "32", "--models", "siamrpn", "--no-eval", "--head-seed", "3", "--init-seed", "0",
+               "--members", "1"]
     refused = subprocess.run(command + ["--objects", "0.5"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "needs --opencv-samples" in refused.stderr
     run = subprocess.run(command + ["--opencv-samples", str(samples), "--objects", "0.5"],

@@ -21,10 +21,16 @@ correlation -> 11x11 score map (``base_size`` 2 in :class:`TrackerParams`).
 Inputs are raw RGB 0-255 pixels; the model normalises them itself. ``taps``
 lets the neck read several stride-16 blocks concatenated (a training
 experiment, ``scripts/train_default.py --taps``; the bundled models read block 10).
+
+:class:`LiteEnsemble` runs several trained necks and heads ("members") on one
+shared backbone and averages their raw output maps: heads trained alike from
+different seeds disagree a lot on real sequences, and their mean is steadier.
+The bundled weights are such ensembles of three (``siamrpn_lite0x3``,
+``siamban_lite0x3``); the heads add about 5 % to the backbone's time.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -65,6 +71,31 @@ class LiteHead(nn.Module):
         return self.cls(feat), self.loc(feat)
 
 
+def _neck(width: int, channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(width, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+
+def _head(family: str, channels: int) -> LiteHead:
+    if family == "rpn":
+        return LiteHead(channels, 2 * ANCHOR_NUM, 4 * ANCHOR_NUM)
+    if family == "ban":
+        return LiteHead(channels, 2, 4)
+    raise ValueError(f"family must be 'rpn' or 'ban', not {family!r}")
+
+
+def _kernel(neck: nn.Module, head: LiteHead, feat: torch.Tensor) -> torch.Tensor:
+    """Neck, central 6x6 cut and adapt conv of template backbone features."""
+    z = neck(feat)
+    lo = (int(z.shape[-1]) - TEMPLATE_CENTER) // 2  # a constant in exported graphs
+    z = z[:, :, lo:lo + TEMPLATE_CENTER, lo:lo + TEMPLATE_CENTER]
+    return head.conv_kernel(z)
+
+
+def _box_output(family: str, loc: torch.Tensor) -> torch.Tensor:
+    """BAN distances are exp(raw), capped; RPN deltas pass as they are."""
+    return torch.exp(loc.clamp(max=LOC_CAP)) if family == "ban" else loc
+
+
 class LiteSiamese(SiameseModel):
     """EfficientNet-Lite0 backbone, 1x1 neck, :class:`LiteHead` (see module doc)."""
 
@@ -77,13 +108,8 @@ class LiteSiamese(SiameseModel):
             raise ValueError(f"taps must be stride-16 blocks (5-10), not {taps!r}")
         self.backbone = EfficientNetLite(last_block=self.taps[-1])
         width = sum(spec[1] for i, spec in enumerate(block_layout()) if i in self.taps)
-        self.neck = nn.Sequential(nn.Conv2d(width, channels, 1, bias=False), nn.BatchNorm2d(channels))
-        if family == "rpn":
-            self.head = LiteHead(channels, 2 * ANCHOR_NUM, 4 * ANCHOR_NUM)
-        elif family == "ban":
-            self.head = LiteHead(channels, 2, 4)
-        else:
-            raise ValueError(f"family must be 'rpn' or 'ban', not {family!r}")
+        self.neck = _neck(width, channels)
+        self.head = _head(family, channels)
 
     # -- pieces the trainer also uses ------------------------------------------
     def features(self, img: torch.Tensor) -> torch.Tensor:
@@ -95,10 +121,7 @@ class LiteSiamese(SiameseModel):
 
     def template_from_features(self, feat: torch.Tensor) -> torch.Tensor:
         """Neck, central 6x6 cut and adapt conv of template backbone features."""
-        z = self.neck(feat)
-        lo = (int(z.shape[-1]) - TEMPLATE_CENTER) // 2  # a constant in exported graphs
-        z = z[:, :, lo:lo + TEMPLATE_CENTER, lo:lo + TEMPLATE_CENTER]
-        return self.head.conv_kernel(z)
+        return _kernel(self.neck, self.head, feat)
 
     def search_from_features(self, feat: torch.Tensor) -> torch.Tensor:
         return self.head.conv_search(self.neck(feat))
@@ -112,9 +135,72 @@ class LiteSiamese(SiameseModel):
 
     def correlate(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         cls, loc = self.head(zf, xf)
-        if self.family == "ban":
-            loc = torch.exp(loc.clamp(max=LOC_CAP))
-        return cls, loc
+        return cls, _box_output(self.family, loc)
+
+
+class LiteMember(nn.Module):
+    """One member of a :class:`LiteEnsemble`: a neck and a head, as in :class:`LiteSiamese`."""
+
+    def __init__(self, family: str, width: int, channels: int) -> None:
+        super().__init__()
+        self.neck = _neck(width, channels)
+        self.head = _head(family, channels)
+
+
+class LiteEnsemble(SiameseModel):
+    """``members`` necks and heads of :class:`LiteSiamese` on one shared backbone (block 10).
+
+    State dict: ``backbone.*`` once, then ``members.<i>.neck.*`` and ``members.<i>.head.*``
+    (see :meth:`from_members`). The template kernels and search features of all members travel
+    concatenated along the channels, so one depthwise correlation serves them all; the members'
+    raw score and box maps are then averaged (for SiamBAN before the exp, a geometric mean of
+    the distances), and the tracker sees one model.
+    """
+
+    def __init__(self, family: str, members: int, channels: int = 128) -> None:
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"an ensemble needs at least one member, not {members}")
+        self.family = family
+        self.channels = channels
+        self.backbone = EfficientNetLite(last_block=10)
+        width = block_layout()[10][1]
+        self.members = nn.ModuleList(LiteMember(family, width, channels) for _ in range(members))
+
+    @classmethod
+    def from_members(cls, family: str, states: Sequence[Mapping[str, torch.Tensor]]) -> "LiteEnsemble":
+        """An ensemble of trained :class:`LiteSiamese` state dicts of one family (same backbone)."""
+        model = cls(family, len(states))
+        backbone = {k[len("backbone."):]: v for k, v in states[0].items() if k.startswith("backbone.")}
+        for i, state in enumerate(states[1:], 1):
+            for key, value in backbone.items():
+                if not torch.equal(state["backbone." + key], value):
+                    raise ValueError(f"member {i} has another backbone ({key} differs)")
+        model.backbone.load_state_dict(backbone)
+        for member, state in zip(model.members, states):
+            member.load_state_dict({k: v for k, v in state.items() if not k.startswith("backbone.")})
+        return model.eval()
+
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        return self.backbone((img - INPUT_MEAN) / INPUT_STD)
+
+    def extract_template(self, z: torch.Tensor) -> torch.Tensor:
+        feat = self.features(z)
+        return torch.cat([_kernel(m.neck, m.head, feat) for m in self.members], dim=1)
+
+    def extract_search(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.features(x)
+        return torch.cat([m.head.conv_search(m.neck(feat)) for m in self.members], dim=1)
+
+    def correlate(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        feat = xcorr_depthwise(xf, zf)
+        cls, loc = None, None
+        for i, member in enumerate(self.members):
+            part = feat[:, i * self.channels:(i + 1) * self.channels]
+            c, b = member.head.cls(part), member.head.loc(part)
+            cls, loc = (c, b) if cls is None else (cls + c, loc + b)
+        scale = 1.0 / len(self.members)
+        return cls * scale, _box_output(self.family, loc * scale)
 
 
 def siamrpn_lite0() -> SiameseModel:
@@ -123,3 +209,15 @@ def siamrpn_lite0() -> SiameseModel:
 
 def siamban_lite0() -> SiameseModel:
     return LiteSiamese("ban").eval()
+
+
+#: members of the bundled ensembles (``*_lite0x3``)
+BUNDLED_MEMBERS = 3
+
+
+def siamrpn_lite0x3() -> SiameseModel:
+    return LiteEnsemble("rpn", BUNDLED_MEMBERS).eval()
+
+
+def siamban_lite0x3() -> SiameseModel:
+    return LiteEnsemble("ban", BUNDLED_MEMBERS).eval()

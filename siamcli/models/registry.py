@@ -54,6 +54,10 @@ ARCHITECTURES: Dict[str, Architecture] = {
                      "siamcli's own SiamRPN: EfficientNet-Lite0 to stride 16, depthwise RPN"),
         Architecture("siamban_lite0", "ban", ".lite:siamban_lite0",
                      "siamcli's own SiamBAN: EfficientNet-Lite0 to stride 16, box-adaptive head"),
+        Architecture("siamrpn_lite0x3", "rpn", ".lite:siamrpn_lite0x3",
+                     "siamcli's own SiamRPN, three heads on one EfficientNet-Lite0 backbone, outputs averaged"),
+        Architecture("siamban_lite0x3", "ban", ".lite:siamban_lite0x3",
+                     "siamcli's own SiamBAN, three heads on one EfficientNet-Lite0 backbone, outputs averaged"),
     )
 }
 
