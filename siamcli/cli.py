@@ -16,7 +16,7 @@ from . import __version__
 from .errors import SiamcliError
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-MODEL_HELP = "Model name (see `siamcli models`). Default: siamrpn, siamcli's bundled model."
+MODEL_HELP = "Model name (see `siamcli models`). Default: siamban, siamcli's bundled model."
 CONFIG_HELP = "A pysot / SiamBAN / NanoTrack config.yaml, instead of --model."
 WEIGHTS_HELP = ("Checkpoint (.pth state dict or training snapshot). "
                 "Not needed for siamcli's own models (siamban, siamrpn): their weights ship with it.")
