@@ -2,7 +2,7 @@
 """Train siamcli's bundled default models (weights/siamban.pth, weights/siamrpn.pth).
 
     .venv/bin/pip install -c constraints.txt -e '.[train]'
-    .venv/bin/python scripts/train_default.py            # both models, seed 0, ~27 min on 2 cores
+    .venv/bin/python scripts/train_default.py            # both models, three heads each, seed 0, ~1 h on 2 cores
 
 Data (no annotation used): the videos of ../shared/data/videos except
 pysot_bag.avi (it holds the frames of the validation sequence vot16_bag),

