@@ -327,8 +327,8 @@ def _results_table(label, dataset, results, overall) -> Table:
                   "succ@0.5", "fps", title=f"{label} on {dataset}")
     for r in results:
         m = r.metrics
-        table.add_row(r.name, str(r.frames), *([str(r.runs)] if robust else []), f"{m['success_auc']:.3f}", f"{m['precision_20px']:.3f}",
-                      f"{m['mean_iou']:.3f}", f"{m['success_50']:.3f}", f"{r.fps:.1f}")
+        table.add_row(r.name, str(r.frames), *([str(r.runs)] if robust else []), f"{m['success_auc']:.3f}",
+                      f"{m['precision_20px']:.3f}", f"{m['mean_iou']:.3f}", f"{m['success_50']:.3f}", f"{r.fps:.1f}")
     table.add_row("overall", str(overall["frames"]), *([str(sum(r.runs for r in results))] if robust else []),
                   f"{overall['success_auc']:.3f}",
                   f"{overall['precision_20px']:.3f}", f"{overall['mean_iou']:.3f}",

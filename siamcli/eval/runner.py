@@ -33,6 +33,11 @@ class SequenceResult:
     #: frames tracked after the first of each run (None: ``frames - 1``)
     tracked: Optional[int] = None
 
+    @property
+    def frames_tracked(self) -> int:
+        """Frames tracked after the first of each run (what ``fps`` counts)."""
+        return self.frames - 1 if self.tracked is None else self.tracked
+
 
 #: OTB's SRE: the ground-truth box shifted by 10 % of its size (4 sides, 4 corners) as (dx, dy) in
 #: units of (w, h), then scaled about its centre by 0.8, 0.9, 1.1 and 1.2
@@ -127,8 +132,8 @@ def track_runs(tracker, seq: Sequence, runs: List[Run],
         return results[0]
     metrics = {k: float(np.mean([r.metrics[k] for r in results])) for k in results[0].metrics}
     metrics["frames_scored"] = int(sum(r.metrics["frames_scored"] for r in results))
-    tracked = sum(len(seq) - start - 1 for start, _ in runs)
-    seconds = sum((len(seq) - start - 1) / r.fps for (start, _), r in zip(runs, results) if r.fps > 0)
+    tracked = sum(r.frames_tracked for r in results)
+    seconds = sum(r.frames_tracked / r.fps for r in results if r.fps > 0)
     return SequenceResult(seq.name, len(seq), tracked / seconds if seconds > 0 else 0.0, metrics,
                           results[0].boxes, runs=len(runs), tracked=tracked)
 
@@ -137,11 +142,8 @@ def summarise(results: List[SequenceResult]) -> Dict[str, float]:
     """Overall figures: metrics averaged over sequences (as the OTB toolkits do), fps over all frames."""
     keys = ("success_auc", "precision_20px", "mean_iou", "success_50")
     overall = {k: float(np.mean([r.metrics[k] for r in results])) for k in keys}
-    def tracked(r: SequenceResult) -> int:
-        return r.frames - 1 if r.tracked is None else r.tracked
-
-    frames = sum(tracked(r) for r in results)
-    seconds = sum(tracked(r) / r.fps for r in results if r.fps > 0)
+    frames = sum(r.frames_tracked for r in results)
+    seconds = sum(r.frames_tracked / r.fps for r in results if r.fps > 0)
     overall["fps"] = frames / seconds if seconds > 0 else 0.0
     overall["frames"] = sum(r.frames for r in results)
     return overall

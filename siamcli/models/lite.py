@@ -91,6 +91,11 @@ def _kernel(neck: nn.Module, head: LiteHead, feat: torch.Tensor) -> torch.Tensor
     return head.conv_kernel(z)
 
 
+def _search(neck: nn.Module, head: LiteHead, feat: torch.Tensor) -> torch.Tensor:
+    """Neck and adapt conv of search backbone features."""
+    return head.conv_search(neck(feat))
+
+
 def _box_output(family: str, loc: torch.Tensor) -> torch.Tensor:
     """BAN distances are exp(raw), capped; RPN deltas pass as they are."""
     return torch.exp(loc.clamp(max=LOC_CAP)) if family == "ban" else loc
@@ -124,7 +129,7 @@ class LiteSiamese(SiameseModel):
         return _kernel(self.neck, self.head, feat)
 
     def search_from_features(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.head.conv_search(self.neck(feat))
+        return _search(self.neck, self.head, feat)
 
     # -- SiameseModel ------------------------------------------------------------
     def extract_template(self, z: torch.Tensor) -> torch.Tensor:
@@ -190,15 +195,12 @@ class LiteEnsemble(SiameseModel):
 
     def extract_search(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.features(x)
-        return torch.cat([m.head.conv_search(m.neck(feat)) for m in self.members], dim=1)
+        return torch.cat([_search(m.neck, m.head, feat) for m in self.members], dim=1)
 
     def correlate(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        feat = xcorr_depthwise(xf, zf)
-        cls, loc = None, None
-        for i, member in enumerate(self.members):
-            part = feat[:, i * self.channels:(i + 1) * self.channels]
-            c, b = member.head.cls(part), member.head.loc(part)
-            cls, loc = (c, b) if cls is None else (cls + c, loc + b)
+        pairs = list(zip(self.members, xcorr_depthwise(xf, zf).split(self.channels, dim=1)))
+        cls = sum(m.head.cls(part) for m, part in pairs)
+        loc = sum(m.head.loc(part) for m, part in pairs)
         scale = 1.0 / len(self.members)
         return cls * scale, _box_output(self.family, loc * scale)
 
