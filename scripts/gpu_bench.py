@@ -49,9 +49,9 @@ from siamcli.models.registry import build_model  # noqa: E402
 from siamcli.tracking.multi import MultiTracker  # noqa: E402
 from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
 
-MODELS = ("siamrpn", "siamban", "nanotrack_v2", "siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr",
+MODELS = ("siamrpnban", "siamrpn", "siamban", "nanotrack_v2", "siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr",
           "siamrpn_r50_l234_dwxcorr", "siamban_r50_l234")
-REAL_WEIGHTS = ("siamrpn", "siamban", "nanotrack_v2")
+REAL_WEIGHTS = ("siamrpnban", "siamrpn", "siamban", "nanotrack_v2")
 # name -> TorchEngine options (device added); rows run in this order for each model. fp16 is a
 # half copy of the network, by default with its BatchNorms folded and in channels-last memory
 VARIANTS = {

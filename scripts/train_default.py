@@ -1,8 +1,11 @@
 #!/usr/bin/env python
-"""Train siamcli's bundled default models (weights/siamban.pth, weights/siamrpn.pth).
+"""Train siamcli's bundled default models (weights/siamrpnban.pth, siamban.pth, siamrpn.pth).
 
     .venv/bin/pip install -c constraints.txt -e '.[train]'
-    .venv/bin/python scripts/train_default.py            # both models, three heads each, seed 0, ~1 h on 2 cores
+    .venv/bin/python scripts/train_default.py            # three heads a family, seed 0, ~1 h on 2 cores
+
+siamrpnban (the default model) is not trained apart: it is the three SiamRPN and the three SiamBAN
+heads trained for siamrpn and siamban, run together on their shared backbone (LiteMixed).
 
 Data (no annotation used): the videos of ../shared/data/videos except
 pysot_bag.avi (it holds the frames of the validation sequence vot16_bag),
@@ -42,7 +45,7 @@ from siamcli.bundled import MANIFEST, sha256  # noqa: E402
 from siamcli.catalog import MODELS  # noqa: E402
 from siamcli.errors import SiamcliError  # noqa: E402
 from siamcli.models.backbones.efficientnet_lite import EfficientNetLite, pretrained_state_dict  # noqa: E402
-from siamcli.models.lite import BUNDLED_MEMBERS, LiteEnsemble, LiteSiamese  # noqa: E402
+from siamcli.models.lite import BUNDLED_MEMBERS, LiteEnsemble, LiteMixed, LiteSiamese  # noqa: E402
 from siamcli.training.data import OPENCV_VIDEO, PairSampler, default_source_paths, load_sources  # noqa: E402
 from siamcli.training.objects import mine_tracks  # noqa: E402
 from siamcli.training.teacher import Teacher  # noqa: E402
@@ -66,15 +69,26 @@ def _reporter(progress: Progress):
     return report
 
 
+#: the bundled model made of the other two's heads
+MIXED = "siamrpnban"
+#: the models whose heads it runs: SiamRPN's first, SiamBAN's second
+MIXED_PARTS = ("siamrpn", "siamban")
+
+
 def architecture_name(name: str, members: int) -> str:
-    """The registered architecture of ``members`` heads of bundled model ``name`` (siamrpn_lite0, ...x3)."""
+    """The registered architecture of ``members`` heads (a family) of bundled model ``name``
+    (siamrpn_lite0, ...x3)."""
     return f"{name}_lite0" + (f"x{members}" if members > 1 else "")
 
 
-def build_trained(family: str, weights: Path, taps=(10,), members: int = 1):
-    """The network of a weights file this script wrote, built here (any member count or taps)."""
+def build_trained(name: str, weights: Path, taps=(10,), members: int = 1):
+    """The network of bundled model ``name`` from a weights file this script wrote, built here
+    (any member count or taps)."""
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    if members > 1:
+    family = MODELS[name].params.family
+    if name == MIXED:
+        model = LiteMixed(members, members)
+    elif members > 1:
         model = LiteEnsemble(family, members)
     else:
         model = LiteSiamese(family, taps=taps)
@@ -95,7 +109,7 @@ def validate(name: str, weights: Path, seqs: Path, taps=(10,), members: int = BU
     if tuple(taps) == (10,) and architecture_name(name, members) == spec.architecture:
         tracker, _ = create_tracker(model=name, weights=weights, engine="onnx")
     else:
-        model = build_trained(spec.params.family, weights, taps, members)
+        model = build_trained(name, weights, taps, members)
         tracker = SiameseTracker(make_engine(model, engine="onnx"), spec.params)
     results = [track_sequence(tracker, seq) for seq in find_sequences(seqs)]
     overall = summarise(results)
@@ -105,6 +119,10 @@ def validate(name: str, weights: Path, seqs: Path, taps=(10,), members: int = BU
         "success_auc": round(overall["success_auc"], 4),
         "fps_onnx_cpu": round(overall["fps"], 1),
     }
+
+
+def _rounded(losses: dict) -> dict:
+    return {k: _rounded(v) if isinstance(v, dict) else round(v, 4) for k, v in losses.items()}
 
 
 def _tracker_settings(spec) -> dict:
@@ -119,7 +137,9 @@ def _tracker_settings(spec) -> dict:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=ROOT / "weights", show_default=True)
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=ROOT / ".train_cache",
               show_default=True, help="Feature chunks and checkpoints (resumable).")
-@click.option("--models", default="siamban,siamrpn", show_default=True)
+@click.option("--models", default=f"{MIXED},siamban,siamrpn", show_default=True,
+              help=f"Bundled models to write; {MIXED} runs the heads trained for siamrpn and siamban "
+                   "(trained for it, or resumed, whether or not those two are written).")
 @click.option("--pairs", default=40960, show_default=True, help="Training pairs sampled (features cached once).")
 @click.option("--epochs", default=6, show_default=True)
 @click.option("--batch", default=64, show_default=True)
@@ -169,7 +189,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
          rotated,
          teacher, distill, distill_loc, tune_blocks, tune_lr, taps, opencv_samples, objects, object_stretch, run_eval,
          validate_only):
-    """Train the bundled SiamBAN and SiamRPN models and write them with their manifest."""
+    """Train the bundled SiamRPN and SiamBAN heads and write the models with their manifest."""
     if threads:
         torch.set_num_threads(threads)
     if validate_only:
@@ -194,6 +214,14 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
         raise click.BadParameter("cannot be combined with --taps", param_hint="--tune-blocks")
     if members < 1:
         raise click.BadParameter("must be at least 1", param_hint="--members")
+    names = models.split(",")
+    unknown = [n for n in names if n not in (MIXED, *MIXED_PARTS)]
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {MIXED}, {', '.join(MIXED_PARTS)}",
+                                 param_hint="--models")
+    if MIXED in names and (taps != (10,) or tune_blocks):
+        raise click.BadParameter(f"{MIXED} runs its heads on one frozen block-10 backbone: leave out --taps and "
+                                 "--tune-blocks", param_hint="--models")
     if members > 1 and (taps != (10,) or tune_blocks):
         raise click.BadParameter("an ensemble shares the frozen block-10 backbone: use --members 1 with "
                                  "--taps or --tune-blocks", param_hint="--members")
@@ -247,10 +275,10 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                             work, seed, report, tag=tag, teacher=teacher_net,
                             teacher_tag=teacher_sha)
         cache_s = time.perf_counter() - started
-        trained = {}
+        trained, heads = {}, {}
         head_seed = seed if head_seed is None else head_seed
         init_seed = head_seed if init_seed is None else init_seed
-        for name in models.split(","):
+        for name in [n for n in MIXED_PARTS if n in names or MIXED in names]:
             spec = MODELS[name]
             t0 = time.perf_counter()
             states, member_losses = [], []
@@ -266,12 +294,20 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                     distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
                     tune_blocks=tune_blocks, tune_lr=tune_lr))
                 states.append(model.state_dict())
+            losses = {k: sum(m[k] for m in member_losses) / members for k in member_losses[0]}
+            heads[name] = (states, losses, time.perf_counter() - t0)
+            if name not in names:
+                continue
             if members > 1:
                 model = LiteEnsemble.from_members(spec.params.family, states)
-            losses = {k: sum(m[k] for m in member_losses) / members for k in member_losses[0]}
             path = out / spec.bundled
             torch.save(model.state_dict(), path)
-            trained[name] = (path, losses, time.perf_counter() - t0)
+            trained[name] = (path, losses, heads[name][2])
+        if MIXED in names:
+            (rpn, rpn_losses, rpn_s), (ban, ban_losses, ban_s) = (heads[n] for n in MIXED_PARTS)
+            path = out / MODELS[MIXED].bundled
+            torch.save(LiteMixed.from_groups(rpn, ban).state_dict(), path)
+            trained[MIXED] = (path, {"siamrpn": rpn_losses, "siamban": ban_losses}, rpn_s + ban_s)
     kinds = {k: cache.kinds.count(k) for k in sorted(set(cache.kinds))}
     command = "python scripts/train_default.py " + " ".join(sys.argv[1:])
     for name, (path, losses, seconds) in trained.items():
@@ -302,7 +338,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
                 "torch": torch.__version__,
             },
-            "final_losses": {k: round(v, 4) for k, v in losses.items()},
+            "final_losses": _rounded(losses),
             "tracker": _tracker_settings(spec),
         }
         if run_eval and (shared / "data" / "seqs").is_dir():

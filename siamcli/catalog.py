@@ -50,10 +50,14 @@ _NANO = TrackerParams(family="ban", stride=16, base_size=7,
 MODELS: Dict[str, ModelSpec] = {
     s.name: s
     for s in (
+        ModelSpec("siamrpnban", "siamrpnban_lite0x3",
+                  replace(_LITE, family="rpn", lr=0.1, penalty_k=0.3, window_influence=0.4),
+                  "siamcli's own SiamRPN and SiamBAN heads together, EfficientNet-Lite0 (bundled weights, the default)",
+                  bundled="siamrpnban.pth"),
         ModelSpec("siamrpn", "siamrpn_lite0x3", replace(_LITE, family="rpn", lr=0.1, penalty_k=0.15, window_influence=0.49),
                   "siamcli's own SiamRPN, EfficientNet-Lite0, three heads (bundled weights)", bundled="siamrpn.pth"),
         ModelSpec("siamban", "siamban_lite0x3", replace(_LITE, family="ban", lr=0.1, penalty_k=0.05, window_influence=0.49),
-                  "siamcli's own SiamBAN, EfficientNet-Lite0, three heads (bundled weights, the default)", bundled="siamban.pth"),
+                  "siamcli's own SiamBAN, EfficientNet-Lite0, three heads (bundled weights)", bundled="siamban.pth"),
         ModelSpec("siamrpn_alex_dwxcorr", "siamrpn_alex_dwxcorr",
                   replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30),
                   "pysot SiamRPN AlexNet (VOT settings)"),

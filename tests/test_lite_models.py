@@ -110,7 +110,7 @@ def _bundled_or_skip():
     return folder
 
 
-@pytest.mark.parametrize("name", ["siamban", "siamrpn"])
+@pytest.mark.parametrize("name", ["siamrpnban", "siamban", "siamrpn"])
 def test_bundled_weights_match_their_manifest_and_load_strictly(name):
     folder = _bundled_or_skip()
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -139,7 +139,7 @@ def test_damaged_or_unlisted_bundled_weights_are_refused(tmp_path):
         bundled_weights("siamrpn.pth", copy)
 
 
-@pytest.mark.parametrize("model_args", [[], ["--model", "siamrpn"]])
+@pytest.mark.parametrize("model_args", [[], ["--model", "siamrpn"], ["--model", "siamban"]])
 def test_track_runs_on_the_bundled_model_without_weights(synthetic_video, tmp_path, model_args):
     """`siamcli track video --init ...` with no --weights: boxes follow the moving square."""
     _bundled_or_skip()
@@ -262,3 +262,57 @@ def test_an_ensemble_refuses_members_with_different_backbones_and_exports_to_onn
     assert set(model.state_dict()) == {k for k in states[0] if k.startswith("backbone.")} | {
         f"members.{i}.{k}" for i in range(2) for k in states[0] if not k.startswith("backbone.")}
     assert_onnx_matches_torch(model)
+
+
+def test_a_mixed_ensemble_averages_the_two_families_as_siamrpn_deltas():
+    """LiteMixed: each family's members averaged as in LiteEnsemble, SiamBAN's distances turned into
+    SiamRPN deltas (centre shift, log size), then the two families weighted equally."""
+    from siamcli.models.lite import LiteEnsemble, LiteMixed
+
+    backbone = EfficientNetLite(10).state_dict()
+    rpn = [_random_member("rpn", seed, backbone) for seed in (1, 2)]
+    ban = [_random_member("ban", seed, backbone) for seed in (3, 4, 5)]
+    gen = torch.Generator().manual_seed(0)
+    z, x = torch.rand(2, 3, 127, 127, generator=gen) * 255, torch.rand(2, 3, 255, 255, generator=gen) * 255
+    with torch.no_grad():
+        cls_r, delta_r = LiteEnsemble.from_members("rpn", rpn)(z, x)
+        cls_b, dist = LiteEnsemble.from_members("ban", ban)(z, x)
+        mixed = LiteMixed.from_groups(rpn, ban)
+        cls, delta = mixed(z, x)
+    left, top, right, bottom = dist.unbind(dim=1)
+    delta_b = torch.stack([(right - left) / 2, (bottom - top) / 2, torch.log(left + right),
+                           torch.log(top + bottom)], dim=1)
+    assert cls.shape == cls_r.shape and delta.shape == delta_r.shape
+    torch.testing.assert_close(cls, (cls_r + cls_b) / 2, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(delta, (delta_r + delta_b) / 2, rtol=1e-4, atol=1e-4)
+    assert_onnx_matches_torch(mixed)
+    with pytest.raises(ValueError, match="both families"):
+        LiteMixed(2, 0)
+    other = dict(ban[0])
+    other["backbone._conv_stem.weight"] = other["backbone._conv_stem.weight"] + 0.1
+    with pytest.raises(ValueError, match="another backbone"):
+        LiteMixed.from_groups(rpn, [other])
+
+
+def test_a_mixed_ensemble_decodes_the_box_both_families_agree_on():
+    """Where the SiamRPN heads and the SiamBAN heads answer the same box (here: 20 % wider, 10 %
+    lower, shifted right by a quarter width), the mixed network's SiamRPN-form output decodes to it."""
+    from dataclasses import replace
+
+    from siamcli.models.lite import LiteMixed
+    from siamcli.tracking.tracker import SiameseTracker
+
+    mixed = LiteMixed(1, 1).eval()
+    rpn_delta = torch.tensor([0.25, 0.0, float(np.log(1.2)), float(np.log(0.9))])
+    # the same box as SiamBAN distances in target units: x1 = 0.25 - 0.6, x2 = 0.25 + 0.6, y = +-0.45
+    ban_raw = torch.log(torch.tensor([0.35, 0.45, 0.85, 0.45]))
+    with torch.no_grad():
+        for member, bias in zip(mixed.members, (rpn_delta, ban_raw)):
+            member.head.loc[3].weight.zero_()
+            member.head.loc[3].bias.copy_(bias)
+        cls, delta = mixed(torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, 255, 255) * 255)
+    np.testing.assert_allclose(delta[0, :, 5, 5].numpy(), rpn_delta.numpy(), atol=1e-5)
+    tracker = SiameseTracker(engine=None, params=replace(MODELS["siamrpnban"].params))
+    _, boxes = tracker._decode(cls[0].numpy(), delta[0].numpy(), tracker._grid, (40.0, 80.0))
+    centre = 5 * 11 + 5
+    np.testing.assert_allclose(boxes[:, centre], [10.0, 0.0, 48.0, 72.0], atol=1e-3)

@@ -261,7 +261,7 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
          "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "96", "--epochs", "1",
-         "--batch", "32", "--models", "siamban", "--no-eval"],
+         "--batch", "32", "--models", "siamban,siamrpnban", "--no-eval"],
         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     import json
@@ -270,11 +270,20 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
     entry = manifest["models"]["siamban.pth"]
     assert entry["architecture"] == "siamban_lite0x3" and entry["recipe"]["pairs"] == 96
     assert entry["recipe"]["members"] == 3  # three heads, seeds 0, 1, 2, averaged in one network
-    assert {p.name for p in (tmp_path / "work").glob("siamban_*.ckpt")} == {
-        "siamban_seed0.ckpt", "siamban_seed0_h1.ckpt", "siamban_seed0_h2.ckpt"}
+    # siamrpnban needs siamrpn's heads too: trained, but siamrpn.pth is not written
+    assert {p.name for p in (tmp_path / "work").glob("*.ckpt")} == {
+        f"{m}_seed0{h}.ckpt" for m in ("siamban", "siamrpn") for h in ("", "_h1", "_h2")}
+    assert sorted(manifest["models"]) == ["siamban.pth", "siamrpnban.pth"] and not (out / "siamrpn.pth").exists()
     from siamcli.models.registry import build_model
 
     build_model("siamban_lite0x3").load_state_dict(torch.load(out / "siamban.pth", weights_only=True))
+    mixed = torch.load(out / "siamrpnban.pth", weights_only=True)
+    build_model("siamrpnban_lite0x3").load_state_dict(mixed)
+    ban = torch.load(out / "siamban.pth", weights_only=True)  # members 3-5 are siamban's heads 0-2
+    moved = {k.replace(f"members.{i}.", f"members.{i + 3}.", 1): v
+             for i in range(3) for k, v in ban.items() if k.startswith(f"members.{i}.")}
+    assert len(moved) > 20 and all(torch.equal(mixed[k], v) for k, v in moved.items())
+    assert manifest["models"]["siamrpnban.pth"]["architecture"] == "siamrpnban_lite0x3"
     assert "pysot_bag.avi" not in entry["recipe"]["data"]  # the validation sequence's frames stay out
     from siamcli.bundled import bundled_weights
 

@@ -27,6 +27,8 @@ shared backbone and averages their raw output maps: heads trained alike from
 different seeds disagree a lot on real sequences, and their mean is steadier.
 The bundled weights are such ensembles of three (``siamrpn_lite0x3``,
 ``siamban_lite0x3``); the heads add about 5 % to the backbone's time.
+:class:`LiteMixed` (``siamrpnban_lite0x3``) runs both families' three heads on the one backbone and
+averages the two families' answers in SiamRPN's form.
 """
 from __future__ import annotations
 
@@ -166,25 +168,31 @@ class LiteEnsemble(SiameseModel):
         super().__init__()
         if members < 1:
             raise ValueError(f"an ensemble needs at least one member, not {members}")
+        self._build(family, [family] * members, channels)
+
+    def _build(self, family: str, families: Sequence[str], channels: int) -> None:
         self.family = family
         self.channels = channels
         self.backbone = EfficientNetLite(last_block=10)
         width = block_layout()[10][1]
-        self.members = nn.ModuleList(LiteMember(family, width, channels) for _ in range(members))
+        self.members = nn.ModuleList(LiteMember(f, width, channels) for f in families)
 
     @classmethod
     def from_members(cls, family: str, states: Sequence[Mapping[str, torch.Tensor]]) -> "LiteEnsemble":
         """An ensemble of trained :class:`LiteSiamese` state dicts of one family (same backbone)."""
-        model = cls(family, len(states))
+        return cls(family, len(states))._load(states)
+
+    def _load(self, states: Sequence[Mapping[str, torch.Tensor]]) -> "LiteEnsemble":
+        """Load trained :class:`LiteSiamese` state dicts, one a member, all on the same backbone."""
         backbone = {k[len("backbone."):]: v for k, v in states[0].items() if k.startswith("backbone.")}
         for i, state in enumerate(states[1:], 1):
             for key, value in backbone.items():
                 if not torch.equal(state["backbone." + key], value):
                     raise ValueError(f"member {i} has another backbone ({key} differs)")
-        model.backbone.load_state_dict(backbone)
-        for member, state in zip(model.members, states):
+        self.backbone.load_state_dict(backbone)
+        for member, state in zip(self.members, states):
             member.load_state_dict({k: v for k, v in state.items() if not k.startswith("backbone.")})
-        return model.eval()
+        return self.eval()
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
         return self.backbone((img - INPUT_MEAN) / INPUT_STD)
@@ -205,6 +213,45 @@ class LiteEnsemble(SiameseModel):
         return cls * scale, _box_output(self.family, loc * scale)
 
 
+class LiteMixed(LiteEnsemble):
+    """SiamRPN and SiamBAN members (:class:`LiteEnsemble`'s layout, SiamRPN's first) on one backbone,
+    answering in SiamRPN's form (``family`` "rpn", boxes relative to the target).
+
+    Each family's raw maps are averaged as in :class:`LiteEnsemble`; the SiamBAN mean distances
+    (left, top, right, bottom, after the exp) become SiamRPN deltas (dx = (r - l) / 2,
+    dy = (b - t) / 2, log dw = ln(l + r), log dh = ln(t + b)), and the two families' score logits
+    and deltas are averaged with equal weight. The two heads disagree where each is weak (SiamRPN
+    on an aspect that changes, SiamBAN on a drifting centre), and their mean beat both alone on
+    the real and the synthetic sequences (weights/README.md).
+    """
+
+    def __init__(self, rpn_members: int, ban_members: int, channels: int = 128) -> None:
+        nn.Module.__init__(self)
+        if rpn_members < 1 or ban_members < 1:
+            raise ValueError(f"a mixed ensemble needs members of both families, not {rpn_members} + {ban_members}")
+        self.rpn_members = rpn_members
+        self._build("rpn", ["rpn"] * rpn_members + ["ban"] * ban_members, channels)
+
+    @classmethod
+    def from_groups(cls, rpn_states: Sequence[Mapping[str, torch.Tensor]],
+                    ban_states: Sequence[Mapping[str, torch.Tensor]]) -> "LiteMixed":
+        """A mixed ensemble of trained SiamRPN and SiamBAN :class:`LiteSiamese` state dicts (same backbone)."""
+        return cls(len(rpn_states), len(ban_states))._load([*rpn_states, *ban_states])
+
+    def correlate(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        parts = xcorr_depthwise(xf, zf).split(self.channels, dim=1)
+        rpn = list(zip(self.members[:self.rpn_members], parts[:self.rpn_members]))
+        ban = list(zip(self.members[self.rpn_members:], parts[self.rpn_members:]))
+        cls_rpn = sum(m.head.cls(p) for m, p in rpn) / len(rpn)
+        delta_rpn = sum(m.head.loc(p) for m, p in rpn) / len(rpn)
+        cls_ban = sum(m.head.cls(p) for m, p in ban) / len(ban)
+        dist = _box_output("ban", sum(m.head.loc(p) for m, p in ban) / len(ban))
+        left, top, right, bottom = dist.unbind(dim=1)
+        delta_ban = torch.stack([(right - left) * 0.5, (bottom - top) * 0.5,
+                                 torch.log(left + right), torch.log(top + bottom)], dim=1)
+        return (cls_rpn + cls_ban) * 0.5, (delta_rpn + delta_ban) * 0.5
+
+
 def siamrpn_lite0() -> SiameseModel:
     return LiteSiamese("rpn").eval()
 
@@ -223,3 +270,7 @@ def siamrpn_lite0x3() -> SiameseModel:
 
 def siamban_lite0x3() -> SiameseModel:
     return LiteEnsemble("ban", BUNDLED_MEMBERS).eval()
+
+
+def siamrpnban_lite0x3() -> SiameseModel:
+    return LiteMixed(BUNDLED_MEMBERS, BUNDLED_MEMBERS).eval()

@@ -58,6 +58,9 @@ ARCHITECTURES: Dict[str, Architecture] = {
                      "siamcli's own SiamRPN, three heads on one EfficientNet-Lite0 backbone, outputs averaged"),
         Architecture("siamban_lite0x3", "ban", ".lite:siamban_lite0x3",
                      "siamcli's own SiamBAN, three heads on one EfficientNet-Lite0 backbone, outputs averaged"),
+        Architecture("siamrpnban_lite0x3", "rpn", ".lite:siamrpnban_lite0x3",
+                     "siamcli's own SiamRPN and SiamBAN heads (three each) on one EfficientNet-Lite0 backbone, "
+                     "the families' answers averaged as SiamRPN deltas"),
     )
 }
 
