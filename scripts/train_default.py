@@ -155,9 +155,12 @@ def _tracker_settings(spec) -> dict:
               help="Heads trained per model, with head seeds --head-seed, +1, ... on the same pairs, and "
                    "averaged in one network on the shared backbone (the bundled models: 3); 1: a single head.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
-@click.option("--rotate", default=0.0, show_default=True,
+@click.option("--rotate", default=35.0, show_default=True,
               help="Turn paste pairs' search cut-outs by up to this many degrees (their box follows the pose).")
 @click.option("--rotated", default=1.0, show_default=True, help="Share of the paste pairs that --rotate turns.")
+@click.option("--rotate-models", default="siamrpn", show_default=True,
+              help="The models whose heads train on the turned pairs (--rotate); the others' on unturned ones "
+                   "(a second feature cache).")
 @click.option("--teacher", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="A NanoTrack v2 checkpoint whose outputs on the same pairs the heads also learn from "
                    "(distillation; see --distill, --distill-loc).")
@@ -186,16 +189,24 @@ def _tracker_settings(spec) -> dict:
               help="Train nothing: rescore the weights in --out with the catalog's current tracker settings "
                    "and update their manifest entries (sha256, validation).")
 def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, init_seed, members, threads, rotate,
-         rotated,
+         rotated, rotate_models,
          teacher, distill, distill_loc, tune_blocks, tune_lr, taps, opencv_samples, objects, object_stretch, run_eval,
          validate_only):
     """Train the bundled SiamRPN and SiamBAN heads and write the models with their manifest."""
     if threads:
         torch.set_num_threads(threads)
+    names = models.split(",")
+    unknown = [n for n in names if n not in (MIXED, *MIXED_PARTS)]
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {MIXED}, {', '.join(MIXED_PARTS)}",
+                                 param_hint="--models")
+    turned = [n for n in rotate_models.split(",") if n]
+    if any(n not in MIXED_PARTS for n in turned):
+        raise click.BadParameter(f"choose from {', '.join(MIXED_PARTS)}", param_hint="--rotate-models")
     if validate_only:
         manifest_path = out / MANIFEST
         manifest = json.loads(manifest_path.read_text())
-        for name in models.split(","):
+        for name in names:
             spec = MODELS[name]
             entry = manifest["models"][spec.bundled]
             entry["sha256"] = sha256(out / spec.bundled)
@@ -214,11 +225,6 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
         raise click.BadParameter("cannot be combined with --taps", param_hint="--tune-blocks")
     if members < 1:
         raise click.BadParameter("must be at least 1", param_hint="--members")
-    names = models.split(",")
-    unknown = [n for n in names if n not in (MIXED, *MIXED_PARTS)]
-    if unknown:
-        raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {MIXED}, {', '.join(MIXED_PARTS)}",
-                                 param_hint="--models")
     if MIXED in names and (taps != (10,) or tune_blocks):
         raise click.BadParameter(f"{MIXED} runs its heads on one frozen block-10 backbone: leave out --taps and "
                                  "--tune-blocks", param_hint="--models")
@@ -259,27 +265,38 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
             features.backbone = EfficientNetLite(last_block=cut)
         features.backbone.load_state_dict(pretrained_state_dict(cut) if tune_blocks else backbone)
         features.eval()
-        tag = (f"_r{rotate:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if rotate else ""
-        tag += f"_b{cut}" if tune_blocks else ""
-        tag += "_t" + "-".join(str(t) for t in taps) if taps != (10,) else ""
-        tag += "_cv" if opencv_samples is not None else ""
-        tag += f"_o{objects:g}" + (f"s{object_stretch:g}" if object_stretch else "") if objects else ""
+        rest = f"_b{cut}" if tune_blocks else ""
+        rest += "_t" + "-".join(str(t) for t in taps) if taps != (10,) else ""
+        rest += "_cv" if opencv_samples is not None else ""
+        rest += f"_o{objects:g}" + (f"s{object_stretch:g}" if object_stretch else "") if objects else ""
         teacher_sha = sha256(teacher)[:12] if teacher else ""
         try:
             teacher_net = Teacher(teacher, SCORE_SIZE) if teacher else None
         except SiamcliError as exc:
             raise click.ClickException(f"--teacher: {exc}") from None
-        cache = build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=rotate, rotated=rotated,
-                                                             objects=objects, tracks=tracks,
-                                                             object_stretch=object_stretch), pairs,
-                            work, seed, report, tag=tag, teacher=teacher_net,
-                            teacher_tag=teacher_sha)
-        cache_s = time.perf_counter() - started
-        trained, heads = {}, {}
+
+        def pairs_for(turn: float):
+            """The cached pairs (a paste pair turned by up to ``turn`` degrees) and their tag."""
+            tag = ((f"_r{turn:g}" + (f"x{rotated:g}" if rotated < 1 else "")) if turn else "") + rest
+            return build_cache(features, lambda s: PairSampler(sources, seed=s, rotate=turn, rotated=rotated,
+                                                                objects=objects, tracks=tracks,
+                                                                object_stretch=object_stretch), pairs,
+                               work, seed, report, tag=tag, teacher=teacher_net, teacher_tag=teacher_sha), tag
+
+        trained, heads, caches = {}, {}, {}
+        cache_s = 0.0
         head_seed = seed if head_seed is None else head_seed
         init_seed = head_seed if init_seed is None else init_seed
         for name in [n for n in MIXED_PARTS if n in names or MIXED in names]:
             spec = MODELS[name]
+            turn = rotate if name in turned else 0.0
+            if turn not in caches:
+                t0 = time.perf_counter()
+                caches.clear()  # one cache in memory at a time
+                caches[turn] = pairs_for(turn)
+                cache_s += time.perf_counter() - t0
+            cache, tag = caches[turn]
+            kinds = {k: cache.kinds.count(k) for k in sorted(set(cache.kinds))}
             t0 = time.perf_counter()
             states, member_losses = [], []
             for i in range(members):  # member i: head seed and initialisation seed + i
@@ -295,22 +312,23 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                     tune_blocks=tune_blocks, tune_lr=tune_lr))
                 states.append(model.state_dict())
             losses = {k: sum(m[k] for m in member_losses) / members for k in member_losses[0]}
-            heads[name] = (states, losses, time.perf_counter() - t0)
+            heads[name] = (states, losses, time.perf_counter() - t0, {"rotate": turn, "pair_kinds": kinds})
             if name not in names:
                 continue
             if members > 1:
                 model = LiteEnsemble.from_members(spec.params.family, states)
             path = out / spec.bundled
             torch.save(model.state_dict(), path)
-            trained[name] = (path, losses, heads[name][2])
+            trained[name] = (path, losses, heads[name][2], heads[name][3])
         if MIXED in names:
-            (rpn, rpn_losses, rpn_s), (ban, ban_losses, ban_s) = (heads[n] for n in MIXED_PARTS)
+            (rpn, rpn_losses, rpn_s, rpn_pairs), (ban, ban_losses, ban_s, ban_pairs) = (heads[n] for n in MIXED_PARTS)
             path = out / MODELS[MIXED].bundled
             torch.save(LiteMixed.from_groups(rpn, ban).state_dict(), path)
-            trained[MIXED] = (path, {"siamrpn": rpn_losses, "siamban": ban_losses}, rpn_s + ban_s)
-    kinds = {k: cache.kinds.count(k) for k in sorted(set(cache.kinds))}
+            trained[MIXED] = (path, {"siamrpn": rpn_losses, "siamban": ban_losses}, rpn_s + ban_s,
+                              {k: v if v == ban_pairs[k] else dict(zip(MIXED_PARTS, (v, ban_pairs[k])))
+                               for k, v in rpn_pairs.items()})
     command = "python scripts/train_default.py " + " ".join(sys.argv[1:])
-    for name, (path, losses, seconds) in trained.items():
+    for name, (path, losses, seconds, pair_recipe) in trained.items():
         spec = MODELS[name]
         entry = {
             "model": name,
@@ -322,8 +340,8 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                 "seed": seed, "members": members,
                 **({"head_seed": head_seed, "init_seed": init_seed}
                    if (head_seed, init_seed) != (seed, seed) else {}),
-                "pairs": pairs, "pair_kinds": kinds, "epochs": epochs, "batch": batch, "lr": lr,
-                "rotate": rotate, "rotated": rotated,
+                "pairs": pairs, "epochs": epochs, "batch": batch, "lr": lr, "rotated": rotated,
+                **pair_recipe,
                 **({"tune_blocks": tune_blocks, "tune_lr": tune_lr} if tune_blocks else {}),
                 **({"taps": list(taps)} if taps != (10,) else {}),
                 **({"objects": objects, "object_tracks": len(tracks), "object_stretch": object_stretch}
@@ -347,7 +365,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
             click.echo(f"{name}: {entry['validation']}")
         manifest["models"][spec.bundled] = entry
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    click.echo(f"wrote {', '.join(str(p) for p, _, _ in trained.values())} and {manifest_path} "
+    click.echo(f"wrote {', '.join(str(t[0]) for t in trained.values())} and {manifest_path} "
                f"in {time.perf_counter() - started:.0f} s")
 
 

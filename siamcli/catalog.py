@@ -40,7 +40,8 @@ _BAN = TrackerParams(family="ban")
 # window influence per model were chosen by scripts/tune_tracker.py on synthetic sequences
 # (training sources, unseen seeds), not on the real sequences of shared/data/seqs; the size
 # learning rate mattered most (0.1 best, for the first and the current weights), penalty and
-# window hardly (weights/manifest.json records the grid).
+# window hardly (weights/manifest.json records the grid). siamrpnban runs the SiamRPN and the
+# SiamBAN heads together and answers as a SiamRPN (siamcli.models.lite.LiteMixed).
 _LITE = TrackerParams(stride=16, base_size=2, input_order="rgb", box_units="target",
                       anchor_ratios=(1.0,), anchor_scales=(1.0,),
                       window_influence=0.490, penalty_k=0.150, lr=0.385)
@@ -93,10 +94,14 @@ MODELS: Dict[str, ModelSpec] = {
 }
 
 
-#: the model used when none is named: the bundled model that measured better on shared/data/seqs
-#: (three-head ensembles, session 11: mean IoU one pass 0.655 against siamrpn's 0.644, ten starts a
-#: sequence 0.658 against 0.656, a small margin; weights/README.md)
-DEFAULT_MODEL = "siamban"
+#: the model used when none is named: the bundled model that measured best on shared/data/seqs
+#: (session 12, mean IoU over ten starts a sequence: siamrpnban 0.690, siamrpn 0.685, siamban 0.658;
+#: weights/README.md)
+DEFAULT_MODEL = "siamrpnban"
+
+
+#: the models whose weights ship with siamcli, in the catalog's order
+BUNDLED_MODELS = tuple(name for name, spec in MODELS.items() if spec.bundled)
 
 
 def is_bundled(name: Optional[str]) -> bool:

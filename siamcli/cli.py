@@ -13,13 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
+from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
 from .errors import SiamcliError
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-MODEL_HELP = "Model name (see `siamcli models`). Default: siamban, siamcli's bundled model."
+BUNDLED = ", ".join(BUNDLED_MODELS)
+MODEL_HELP = f"Model name (see `siamcli models`). Default: {DEFAULT_MODEL}, a model bundled with siamcli ({BUNDLED})."
 CONFIG_HELP = "A pysot / SiamBAN / NanoTrack config.yaml, instead of --model."
 WEIGHTS_HELP = ("Checkpoint (.pth state dict or training snapshot). "
-                "Not needed for siamcli's own models (siamban, siamrpn): their weights ship with it.")
+                f"Not needed for siamcli's own models ({BUNDLED}): their weights ship with it.")
 DEVICE_HELP = "cpu, cuda, or auto (CUDA when available)."
 
 
@@ -300,7 +302,7 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
 
 def _compare_trackers(entries, device, runtime):
     """(label, tracker) for each --compare entry: an OpenCV baseline name, MODEL=WEIGHTS, or a
-    model with bundled weights (siamban, siamrpn)."""
+    model with bundled weights (:data:`siamcli.catalog.BUNDLED_MODELS`)."""
     from .catalog import is_bundled
     from .eval.baselines import BASELINES, baseline_name, create_baseline
 
@@ -317,7 +319,7 @@ def _compare_trackers(entries, device, runtime):
             out.append((spec.name, tracker))
         else:
             raise SiamcliError(f"--compare takes an OpenCV baseline ({', '.join(BASELINES)}), MODEL=WEIGHTS "
-                               f"or a bundled model (siamban, siamrpn), got {entry!r}")
+                               f"or a bundled model ({BUNDLED}), got {entry!r}")
     return out
 
 
@@ -343,7 +345,7 @@ def _results_table(label, dataset, results, overall) -> Table:
 @click.option("--weights", "-w", help=WEIGHTS_HELP)
 @click.option("--compare", "compare", multiple=True, metavar="TRACKER",
               help="Also run this tracker on the same sequences: an OpenCV baseline (mil, kcf, csrt), "
-                   "MODEL=WEIGHTS, or a bundled model (siamban, siamrpn). Repeatable.")
+                   f"MODEL=WEIGHTS, or a bundled model ({BUNDLED}). Repeatable.")
 @click.option("--report", "report_dir", help="Write success/precision plots, tables and index.html here.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--json", "json_path", help="Also write the table to this JSON file.")

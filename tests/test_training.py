@@ -261,7 +261,8 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
          "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "96", "--epochs", "1",
-         "--batch", "32", "--models", "siamban,siamrpnban", "--no-eval"],
+         "--batch", "32", "--models", "siamban,siamrpnban", "--rotate", "35", "--rotate-models", "siamban",
+         "--no-eval"],
         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     import json
@@ -270,9 +271,11 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
     entry = manifest["models"]["siamban.pth"]
     assert entry["architecture"] == "siamban_lite0x3" and entry["recipe"]["pairs"] == 96
     assert entry["recipe"]["members"] == 3  # three heads, seeds 0, 1, 2, averaged in one network
-    # siamrpnban needs siamrpn's heads too: trained, but siamrpn.pth is not written
+    # siamrpnban needs siamrpn's heads too: trained (on unturned pairs), but siamrpn.pth is not written
     assert {p.name for p in (tmp_path / "work").glob("*.ckpt")} == {
-        f"{m}_seed0{h}.ckpt" for m in ("siamban", "siamrpn") for h in ("", "_h1", "_h2")}
+        f"{m}_seed0{t}{h}.ckpt" for m, t in (("siamban", "_r35"), ("siamrpn", "")) for h in ("", "_h1", "_h2")}
+    assert entry["recipe"]["rotate"] == 35
+    assert manifest["models"]["siamrpnban.pth"]["recipe"]["rotate"] == {"siamrpn": 0, "siamban": 35}
     assert sorted(manifest["models"]) == ["siamban.pth", "siamrpnban.pth"] and not (out / "siamrpn.pth").exists()
     from siamcli.models.registry import build_model
 
