@@ -165,4 +165,5 @@ def test_the_training_command_mines_objects_from_the_opencv_samples(tmp_path: Pa
     assert recipe["objects"] == 0.5 and recipe["object_tracks"] == 2 and recipe["head_seed"] == 3
     assert recipe["init_seed"] == 0
     assert recipe["pair_kinds"]["object"] > 16 and OPENCV_VIDEO in recipe["data"]
-    assert (tmp_path / "work" / "siamrpn_seed0_cv_o0.5_h3_i0.ckpt").is_file()
+    assert recipe["rotate"] == 35  # siamrpn's default: turned paste pairs, beside the object pairs
+    assert (tmp_path / "work" / "siamrpn_seed0_r35_cv_o0.5_h3_i0.ckpt").is_file()
