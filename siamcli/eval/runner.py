@@ -132,18 +132,21 @@ def track_runs(tracker, seq: Sequence, runs: List[Run],
         return results[0]
     metrics = {k: float(np.mean([r.metrics[k] for r in results])) for k in results[0].metrics}
     metrics["frames_scored"] = int(sum(r.metrics["frames_scored"] for r in results))
-    tracked = sum(r.frames_tracked for r in results)
+    tracked, fps = pooled_fps(results)
+    return SequenceResult(seq.name, len(seq), fps, metrics, results[0].boxes, runs=len(runs), tracked=tracked)
+
+
+def pooled_fps(results: List[SequenceResult]) -> Tuple[int, float]:
+    """(frames tracked, fps over them) of several results together: their time summed, not their fps averaged."""
+    frames = sum(r.frames_tracked for r in results)
     seconds = sum(r.frames_tracked / r.fps for r in results if r.fps > 0)
-    return SequenceResult(seq.name, len(seq), tracked / seconds if seconds > 0 else 0.0, metrics,
-                          results[0].boxes, runs=len(runs), tracked=tracked)
+    return frames, frames / seconds if seconds > 0 else 0.0
 
 
 def summarise(results: List[SequenceResult]) -> Dict[str, float]:
     """Overall figures: metrics averaged over sequences (as the OTB toolkits do), fps over all frames."""
     keys = ("success_auc", "precision_20px", "mean_iou", "success_50")
     overall = {k: float(np.mean([r.metrics[k] for r in results])) for k in keys}
-    frames = sum(r.frames_tracked for r in results)
-    seconds = sum(r.frames_tracked / r.fps for r in results if r.fps > 0)
-    overall["fps"] = frames / seconds if seconds > 0 else 0.0
+    overall["fps"] = pooled_fps(results)[1]
     overall["frames"] = sum(r.frames for r in results)
     return overall

@@ -154,6 +154,12 @@ class LiteMember(nn.Module):
         self.head = _head(family, channels)
 
 
+def _summed_maps(members: Sequence["LiteMember"], parts: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The members' raw score and box maps, each member reading its own slice of the correlation, summed."""
+    pairs = list(zip(members, parts))
+    return sum(m.head.cls(p) for m, p in pairs), sum(m.head.loc(p) for m, p in pairs)
+
+
 class LiteEnsemble(SiameseModel):
     """``members`` necks and heads of :class:`LiteSiamese` on one shared backbone (block 10).
 
@@ -206,9 +212,7 @@ class LiteEnsemble(SiameseModel):
         return torch.cat([_search(m.neck, m.head, feat) for m in self.members], dim=1)
 
     def correlate(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        pairs = list(zip(self.members, xcorr_depthwise(xf, zf).split(self.channels, dim=1)))
-        cls = sum(m.head.cls(part) for m, part in pairs)
-        loc = sum(m.head.loc(part) for m, part in pairs)
+        cls, loc = _summed_maps(self.members, xcorr_depthwise(xf, zf).split(self.channels, dim=1))
         scale = 1.0 / len(self.members)
         return cls * scale, _box_output(self.family, loc * scale)
 
@@ -240,13 +244,10 @@ class LiteMixed(LiteEnsemble):
 
     def correlate(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         parts = xcorr_depthwise(xf, zf).split(self.channels, dim=1)
-        rpn = list(zip(self.members[:self.rpn_members], parts[:self.rpn_members]))
-        ban = list(zip(self.members[self.rpn_members:], parts[self.rpn_members:]))
-        cls_rpn = sum(m.head.cls(p) for m, p in rpn) / len(rpn)
-        delta_rpn = sum(m.head.loc(p) for m, p in rpn) / len(rpn)
-        cls_ban = sum(m.head.cls(p) for m, p in ban) / len(ban)
-        dist = _box_output("ban", sum(m.head.loc(p) for m, p in ban) / len(ban))
-        left, top, right, bottom = dist.unbind(dim=1)
+        k, n = self.rpn_members, len(self.members)
+        cls_rpn, delta_rpn = (m / k for m in _summed_maps(self.members[:k], parts[:k]))
+        cls_ban, raw_ban = (m / (n - k) for m in _summed_maps(self.members[k:], parts[k:]))
+        left, top, right, bottom = _box_output("ban", raw_ban).unbind(dim=1)
         delta_ban = torch.stack([(right - left) * 0.5, (bottom - top) * 0.5,
                                  torch.log(left + right), torch.log(top + bottom)], dim=1)
         return (cls_rpn + cls_ban) * 0.5, (delta_rpn + delta_ban) * 0.5
