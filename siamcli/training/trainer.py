@@ -50,6 +50,9 @@ class FeatureCache:
     #: (:mod:`siamcli.training.teacher`), when the cache was built with one
     teacher_prob: Optional[torch.Tensor] = None
     teacher_box: Optional[torch.Tensor] = None
+    #: seconds spent drawing and encoding the chunks, as each chunk recorded when it was made
+    #: (so a resumed run still reports the recipe's cost); None if a chunk predates the record
+    seconds: Optional[float] = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -150,20 +153,25 @@ def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler
         if path.is_file():
             part = torch.load(path, weights_only=True)
         else:
+            made = time.perf_counter()
             features = features or feature_runner(model)
             pairs = _draw(sampler_factory(seed * 100003 + i), size)
             part = _chunk_features(features, pairs)
+            part["seconds"] = time.perf_counter() - made
             _save(part, path)
         if teacher is not None:
             if taught.is_file():
                 extra = torch.load(taught, weights_only=True)
             else:
+                made = time.perf_counter()
                 pairs = pairs or _draw(sampler_factory(seed * 100003 + i), size)
                 if not torch.equal(torch.from_numpy(np.stack([p.box for p in pairs])).float(), part["boxes"]):
                     raise RuntimeError(f"{path} was drawn by another sampler: remove it")
                 extra = _chunk_teacher(teacher, pairs)
+                extra["seconds"] = time.perf_counter() - made
                 _save(extra, taught)
-            part = {**part, "teacher_prob": extra["prob"], "teacher_box": extra["box"]}
+            part = {**part, "teacher_prob": extra["prob"], "teacher_box": extra["box"],
+                    "seconds": sum_or_none(part.get("seconds"), extra.get("seconds"))}
         chunks.append(part)
         done = min(count, (i + 1) * CHUNK)
         report("features", done, count, {"pairs/s": done / max(time.perf_counter() - start, 1e-9)})
@@ -173,7 +181,13 @@ def build_cache(model: LiteSiamese, sampler_factory: Callable[[int], PairSampler
         kinds=[k for c in chunks for k in c["kinds"]], prior=torch.cat([c["prior"] for c in chunks]),
         teacher_prob=torch.cat([c["teacher_prob"] for c in chunks]) if teacher is not None else None,
         teacher_box=torch.cat([c["teacher_box"] for c in chunks]) if teacher is not None else None,
+        seconds=sum_or_none(*(c.get("seconds") for c in chunks)),
     )
+
+
+def sum_or_none(*seconds: Optional[float]) -> Optional[float]:
+    """The sum, or None if any term is unknown."""
+    return None if any(s is None for s in seconds) else float(sum(seconds))
 
 
 def _draw(sampler: PairSampler, count: int) -> list:
@@ -211,8 +225,9 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
     run starts over and replaces it.
 
     Adam with a one-epoch linear warm-up and cosine decay; the checkpoint (model,
-    optimiser, epoch, generator state) is written after every epoch. Returns the
-    last epoch's mean losses.
+    optimiser, epoch, generator state, training seconds so far) is written after every
+    epoch. Returns the last epoch's mean losses (:func:`checkpoint_seconds` reads the
+    seconds).
 
     ``distill`` and ``distill_loc`` weigh the losses towards the cache's teacher outputs
     (:func:`siamcli.training.objectives.distill_losses`) added to the label losses.
@@ -237,6 +252,7 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
     total_steps = epochs * steps_per_epoch
     gen = torch.Generator().manual_seed(seed)
     first_epoch = 0
+    seconds: Optional[float] = 0.0
     last: Dict[str, float] = {}
     recipe = {"family": family, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed,
               "weight_decay": weight_decay, "pairs": len(cache)}
@@ -255,6 +271,7 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
         gen.set_state(state["generator"])
         first_epoch = state["epoch"]
         last = state.get("losses", {})
+        seconds = state.get("seconds")  # None: written before checkpoints kept the time
 
     def lr_at(step: int) -> float:
         if step < steps_per_epoch:
@@ -304,9 +321,16 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
                    {**{k: v / done for k, v in sums.items()},
                     "pairs/s": done * batch / max(time.perf_counter() - start, 1e-9)})
         last = {k: v / steps_per_epoch for k, v in sums.items()}
+        seconds = sum_or_none(seconds, time.perf_counter() - start)
         tmp = checkpoint.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                    "epoch": epoch + 1, "losses": last, "recipe": recipe}, tmp)
+                    "epoch": epoch + 1, "losses": last, "recipe": recipe, "seconds": seconds}, tmp)
         tmp.replace(checkpoint)
     model.eval()
     return last
+
+
+def checkpoint_seconds(checkpoint: Path) -> Optional[float]:
+    """Training seconds a :func:`train_head` checkpoint records (over all the runs that made it),
+    or None for a checkpoint from before the record."""
+    return torch.load(checkpoint, weights_only=False).get("seconds")
