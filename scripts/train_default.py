@@ -2,7 +2,7 @@
 """Train siamcli's bundled default models (weights/siamrpnban.pth, siamban.pth, siamrpn.pth).
 
     .venv/bin/pip install -c constraints.txt -e '.[train]'
-    .venv/bin/python scripts/train_default.py            # three heads a family, seed 0, ~1-1.5 h on 2 cores
+    .venv/bin/python scripts/train_default.py            # three heads a family, seed 0, ~1.5 h on 2 cores (95 min whole)
 
 siamrpnban (the default model) is not trained apart: it is the three SiamRPN and the three SiamBAN
 heads trained for siamrpn and siamban, run together on their shared backbone (LiteMixed). The

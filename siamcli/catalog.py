@@ -35,14 +35,18 @@ _BAN = TrackerParams(family="ban")
 # normal tracking scores have median 0.999-1.000 and 5th percentile 0.967-0.998 (lowest frame
 # 0.942 outside a real occlusion), while with the target blacked out for 30 frames the median
 # is 0.89-0.98 and the first blacked frame scores 0.87-0.88. v1 and v3 share the v2 values.
-# siamcli's own models (siamcli.models.lite): stride 16, 11x11 score map, RGB input, boxes
-# relative to the current target size (one anchor of that shape for SiamRPN). lr, penalty_k and
+# siamcli's own models (siamcli.models.lite): stride 16, RGB input, boxes relative to the current
+# target size (one anchor of that shape for SiamRPN). Trained on 255 px search crops, they track on
+# 223 px ones (9x9 score map, reach about one target width a frame instead of 1.26): the search
+# branch takes 1/1.34 of the time and, per model, mean IoU on shared/data/seqs (one pass, ten
+# starts) and on the synthetic sequences moved by 0.004 or less (session 13, weights/README.md);
+# 191 px (7x7) was faster still (1.73x) but lost 0.005-0.008 on the real sequences. lr, penalty_k and
 # window influence per model were chosen by scripts/tune_tracker.py on synthetic sequences
 # (training sources, unseen seeds), not on the real sequences of shared/data/seqs; the size
 # learning rate mattered most (0.1 best, for the first and the current weights), penalty and
 # window hardly (weights/manifest.json records the grid). siamrpnban runs the SiamRPN and the
 # SiamBAN heads together and answers as a SiamRPN (siamcli.models.lite.LiteMixed).
-_LITE = TrackerParams(stride=16, base_size=2, input_order="rgb", box_units="target",
+_LITE = TrackerParams(stride=16, base_size=2, instance_size=223, input_order="rgb", box_units="target",
                       anchor_ratios=(1.0,), anchor_scales=(1.0,),
                       window_influence=0.490, penalty_k=0.150, lr=0.385)
 _NANO = TrackerParams(family="ban", stride=16, base_size=7,

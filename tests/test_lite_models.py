@@ -71,7 +71,8 @@ def test_lite_models_output_the_score_map_their_tracker_reads(name):
     model = LiteSiamese(spec.params.family).eval()
     with torch.no_grad():
         zf = model.template(torch.rand(2, 3, 127, 127) * 255)
-        cls, loc = model.track(torch.rand(2, 3, 255, 255) * 255, zf)
+        side = spec.params.instance_size  # the tracker's search crop (the models trained at 255)
+        cls, loc = model.track(torch.rand(2, 3, side, side) * 255, zf)
     size = spec.params.score_size
     k = spec.params.anchor_num
     assert cls.shape == (2, 2 * k, size, size) and loc.shape == (2, 4 * k, size, size)
@@ -119,6 +120,10 @@ def test_bundled_weights_match_their_manifest_and_load_strictly(name):
     assert sha256(path) == entry["sha256"]
     assert path.stat().st_size <= 20 * 1024 * 1024
     assert entry["architecture"] == MODELS[name].architecture
+    # the validation figures were measured with the tracker settings the catalog runs
+    p = MODELS[name].params
+    assert {k: v for k, v in entry["tracker"].items() if k != "chosen_by"} == {
+        "instance_size": p.instance_size, "lr": p.lr, "penalty_k": p.penalty_k, "window_influence": p.window_influence}
     model = build_model(MODELS[name].architecture)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # strict
 
@@ -303,6 +308,8 @@ def test_a_mixed_ensemble_decodes_the_box_both_families_agree_on():
     from siamcli.tracking.tracker import SiameseTracker
 
     mixed = LiteMixed(1, 1).eval()
+    params = MODELS["siamrpnban"].params
+    side, c = params.instance_size, params.score_size // 2
     rpn_delta = torch.tensor([0.25, 0.0, float(np.log(1.2)), float(np.log(0.9))])
     # the same box as SiamBAN distances in target units: x1 = 0.25 - 0.6, x2 = 0.25 + 0.6, y = +-0.45
     ban_raw = torch.log(torch.tensor([0.35, 0.45, 0.85, 0.45]))
@@ -310,9 +317,9 @@ def test_a_mixed_ensemble_decodes_the_box_both_families_agree_on():
         for member, bias in zip(mixed.members, (rpn_delta, ban_raw)):
             member.head.loc[3].weight.zero_()
             member.head.loc[3].bias.copy_(bias)
-        cls, delta = mixed(torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, 255, 255) * 255)
-    np.testing.assert_allclose(delta[0, :, 5, 5].numpy(), rpn_delta.numpy(), atol=1e-5)
-    tracker = SiameseTracker(engine=None, params=replace(MODELS["siamrpnban"].params))
+        cls, delta = mixed(torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, side, side) * 255)
+    np.testing.assert_allclose(delta[0, :, c, c].numpy(), rpn_delta.numpy(), atol=1e-5)
+    tracker = SiameseTracker(engine=None, params=replace(params))
     _, boxes = tracker._decode(cls[0].numpy(), delta[0].numpy(), tracker._grid, (40.0, 80.0))
-    centre = 5 * 11 + 5
+    centre = c * params.score_size + c
     np.testing.assert_allclose(boxes[:, centre], [10.0, 0.0, 48.0, 72.0], atol=1e-3)

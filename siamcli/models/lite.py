@@ -17,7 +17,8 @@ can be learnt from any pair of frames, boxes with visible borders or not.
 Template 127 px -> 8x8 features, cut to the central 6x6, then a 3x3
 adapt conv -> 4x4 kernels (computed once per target, in ``extract_template``);
 search 255 px -> 16x16 -> 14x14 after its adapt conv; depthwise
-correlation -> 11x11 score map (``base_size`` 2 in :class:`TrackerParams`).
+correlation -> 11x11 score map (``base_size`` 2 in :class:`TrackerParams`). They are trained
+at that size; the tracker runs them on 223 px search crops (9x9 maps, :mod:`siamcli.catalog`).
 Inputs are raw RGB 0-255 pixels; the model normalises them itself. ``taps``
 lets the neck read several stride-16 blocks concatenated (a training
 experiment, ``scripts/train_default.py --taps``; the bundled models read block 10).
