@@ -39,7 +39,8 @@ _BAN = TrackerParams(family="ban")
 # target size (one anchor of that shape for SiamRPN). Trained on 255 px search crops, they track on
 # 223 px ones (9x9 score map, reach about one target width a frame instead of 1.26): the search
 # branch takes 1/1.34 of the time and, per model, mean IoU on shared/data/seqs (one pass, ten
-# starts) and on the synthetic sequences moved by 0.004 or less (session 13, weights/README.md);
+# starts) and on the synthetic sequences moved by 0.004 or less, from perturbed first boxes (SRE)
+# by 0.008 or less (session 13, weights/README.md);
 # 191 px (7x7) was faster still (1.73x) but lost 0.005-0.008 on the real sequences. lr, penalty_k and
 # window influence per model were chosen by scripts/tune_tracker.py on synthetic sequences
 # (training sources, unseen seeds), not on the real sequences of shared/data/seqs; the size
