@@ -2,7 +2,7 @@
 """Train siamcli's bundled default models (weights/siamrpnban.pth, siamban.pth, siamrpn.pth).
 
     .venv/bin/pip install -c constraints.txt -e '.[train]'
-    .venv/bin/python scripts/train_default.py            # three heads a family, seed 0, ~1.5 h on 2 cores (95 min whole)
+    .venv/bin/python scripts/train_default.py            # three heads a family, seed 0, ~1.5 h on 2 cores
 
 siamrpnban (the default model) is not trained apart: it is the three SiamRPN and the three SiamBAN
 heads trained for siamrpn and siamban, run together on their shared backbone (LiteMixed). The
@@ -52,7 +52,7 @@ from siamcli.models.lite import BUNDLED_MEMBERS, LiteEnsemble, LiteMixed, LiteSi
 from siamcli.training.data import OPENCV_VIDEO, PairSampler, default_source_paths, load_sources  # noqa: E402
 from siamcli.training.objects import mine_tracks  # noqa: E402
 from siamcli.training.teacher import Teacher  # noqa: E402
-from siamcli.training.trainer import SCORE_SIZE, build_cache, checkpoint_seconds, sum_or_none, train_head  # noqa: E402
+from siamcli.training.trainer import SCORE_SIZE, build_cache, sum_or_none, train_head  # noqa: E402
 
 
 def _progress() -> Progress:
@@ -322,12 +322,12 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, head_seed, i
                 torch.manual_seed(ins)
                 model = LiteSiamese(spec.params.family, taps=taps)
                 model.backbone.load_state_dict(backbone)
-                ckpt = work / f"{name}_seed{seed}{tag}{head_tag}.ckpt"
-                member_losses.append(train_head(
-                    model, cache, epochs, batch, lr, hs, ckpt, report,
+                run = train_head(
+                    model, cache, epochs, batch, lr, hs, work / f"{name}_seed{seed}{tag}{head_tag}.ckpt", report,
                     distill=distill if teacher else 0.0, distill_loc=distill_loc if teacher else 0.0,
-                    tune_blocks=tune_blocks, tune_lr=tune_lr))
-                member_s.append(checkpoint_seconds(ckpt))
+                    tune_blocks=tune_blocks, tune_lr=tune_lr)
+                member_losses.append(run.losses)
+                member_s.append(run.seconds)
                 states.append(model.state_dict())
             losses = {k: sum(m[k] for m in member_losses) / members for k in member_losses[0]}
             heads[name] = Heads(states, losses, cache.seconds, sum_or_none(*member_s),

@@ -14,7 +14,7 @@ from conftest import ROOT, require_shared, textured_frame
 from siamcli.models.lite import LiteSiamese
 from siamcli.training.data import PairSampler, Source, crop, follow_box, propose_box
 from siamcli.training.objectives import BANTargets, RPNTargets, iou_loss
-from siamcli.training.trainer import SCORE_SIZE, FeatureCache, build_cache, checkpoint_seconds, train_head
+from siamcli.training.trainer import SCORE_SIZE, FeatureCache, build_cache, train_head
 
 
 def _square_source(n: int = 6) -> Source:
@@ -205,16 +205,16 @@ def test_training_lowers_the_loss_and_resumes_to_the_same_weights(tmp_path, fami
     # stop after one epoch, then resume from the checkpoint: the same weights as without the stop
     torch.manual_seed(0)
     part = LiteSiamese(family)
-    train_head(part, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "part.ckpt", stop_after=1)
+    one_epoch = train_head(part, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "part.ckpt",
+                           stop_after=1).seconds
     assert torch.load(tmp_path / "part.ckpt", weights_only=False)["epoch"] == 1
-    one_epoch = checkpoint_seconds(tmp_path / "part.ckpt")
     torch.manual_seed(123)  # a fresh process would start from other random weights
     resumed = LiteSiamese(family)
-    train_head(resumed, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "part.ckpt")
+    both = train_head(resumed, cache, epochs=6, batch=32, lr=1e-3, seed=1, checkpoint=tmp_path / "part.ckpt").seconds
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), k
     # the checkpoint keeps the training time of both runs that made it
-    assert 0 < one_epoch < checkpoint_seconds(tmp_path / "part.ckpt")
+    assert 0 < one_epoch < both == torch.load(tmp_path / "part.ckpt", weights_only=False)["seconds"]
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -213,10 +213,17 @@ def tuned_blocks(model: LiteSiamese, count: int) -> torch.nn.ModuleList:
     return torch.nn.ModuleList(list(blocks)[len(blocks) - count:])
 
 
+class HeadRun(NamedTuple):
+    """What :func:`train_head` returns: the last epoch's mean losses and the training seconds."""
+
+    losses: Dict[str, float]
+    seconds: Optional[float]
+
+
 def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int, lr: float, seed: int,
                checkpoint: Path, report: Report = _noop, weight_decay: float = 1e-4,
                stop_after: Optional[int] = None, distill: float = 0.0, distill_loc: float = 0.0,
-               tune_blocks: int = 0, tune_lr: float = 0.1) -> Dict[str, float]:
+               tune_blocks: int = 0, tune_lr: float = 0.1) -> "HeadRun":
     """Train ``model``'s neck and head on cached features; resume from ``checkpoint``.
 
     ``stop_after`` ends the run after that many epochs (as an interruption would);
@@ -226,8 +233,8 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
 
     Adam with a one-epoch linear warm-up and cosine decay; the checkpoint (model,
     optimiser, epoch, generator state, training seconds so far) is written after every
-    epoch. Returns the last epoch's mean losses (:func:`checkpoint_seconds` reads the
-    seconds).
+    epoch. Returns the last epoch's mean losses and the training seconds over all the runs
+    that made the checkpoint (None if it predates that record).
 
     ``distill`` and ``distill_loc`` weigh the losses towards the cache's teacher outputs
     (:func:`siamcli.training.objectives.distill_losses`) added to the label losses.
@@ -327,10 +334,4 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
                     "epoch": epoch + 1, "losses": last, "recipe": recipe, "seconds": seconds}, tmp)
         tmp.replace(checkpoint)
     model.eval()
-    return last
-
-
-def checkpoint_seconds(checkpoint: Path) -> Optional[float]:
-    """Training seconds a :func:`train_head` checkpoint records (over all the runs that made it),
-    or None for a checkpoint from before the record."""
-    return torch.load(checkpoint, weights_only=False).get("seconds")
+    return HeadRun(last, seconds)
