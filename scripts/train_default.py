@@ -146,7 +146,7 @@ def _rounded(losses: dict) -> dict:
 
 def _tracker_settings(spec) -> dict:
     p = spec.params
-    return {"instance_size": p.instance_size, "lr": p.lr, "penalty_k": p.penalty_k,
+    return {"instance_size": p.instance_size, "lr": p.lr, "aspect_lr": p.aspect_lr, "penalty_k": p.penalty_k,
             "window_influence": p.window_influence,
             "chosen_by": "scripts/tune_tracker.py on synthetic sequences (not on shared/data/seqs)"}
 

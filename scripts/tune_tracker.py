@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Choose a model's tracker settings (lr, penalty_k, window influence) on synthetic sequences.
+"""Choose a model's tracker settings (lr, aspect lr, penalty_k, window influence) on synthetic sequences.
 
     .venv/bin/python scripts/tune_tracker.py siamban --weights weights/siamban.pth
 
@@ -48,23 +48,30 @@ def mean_iou(tracker: SiameseTracker, frames, gt) -> float:
 @click.option("--lr", "lrs", default="0.2,0.3,0.4,0.5", show_default=True)
 @click.option("--penalty", "penalties", default="0.05,0.15,0.3", show_default=True)
 @click.option("--window", "windows", default="0.3,0.4,0.5", show_default=True)
+@click.option("--aspect-lr", "aspect_lrs", default=None,
+              help="Aspect learning rates to try, comma-separated; 'none' moves width and height by lr "
+                   "(the reference trackers). Default: the model's own.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))
-def main(model, weights, shared, sequences, length, lrs, penalties, windows, json_path):
+def main(model, weights, shared, sequences, length, lrs, penalties, windows, aspect_lrs, json_path):
     """Grid-search MODEL's tracker settings on synthetic sequences."""
     sources = load_sources(default_source_paths(shared))
     seqs = [synthetic_sequence(sources, SEED_BASE + i, length) for i in range(sequences)]
     base, spec = create_tracker(model=model, weights=weights, engine="onnx")
     results = []
-    grid = list(itertools.product([float(v) for v in lrs.split(",")], [float(v) for v in penalties.split(",")],
-                                  [float(v) for v in windows.split(",")]))
-    for lr, penalty, window in grid:
-        params = replace(spec.params, lr=lr, penalty_k=penalty, window_influence=window)
+    aspects = ([spec.params.aspect_lr] if aspect_lrs is None else
+               [None if v.strip().lower() == "none" else float(v) for v in aspect_lrs.split(",")])
+    grid = list(itertools.product([float(v) for v in lrs.split(",")], aspects,
+                                  [float(v) for v in penalties.split(",")], [float(v) for v in windows.split(",")]))
+    for lr, aspect_lr, penalty, window in grid:
+        params = replace(spec.params, lr=lr, aspect_lr=aspect_lr, penalty_k=penalty, window_influence=window)
         tracker = SiameseTracker(base.engine, params)
         score = float(np.mean([mean_iou(tracker, frames, gt) for frames, gt in seqs]))
-        results.append({"lr": lr, "penalty_k": penalty, "window_influence": window, "mean_iou": round(score, 4)})
-        click.echo(f"lr {lr:<5} penalty_k {penalty:<5} window {window:<5} mean IoU {score:.4f}")
+        results.append({"lr": lr, "aspect_lr": aspect_lr, "penalty_k": penalty, "window_influence": window,
+                        "mean_iou": round(score, 4)})
+        click.echo(f"lr {lr:<5} aspect_lr {str(aspect_lr):<5} penalty_k {penalty:<5} window {window:<5} "
+                   f"mean IoU {score:.4f}")
     results.sort(key=lambda r: r["mean_iou"])
-    current = {"lr": spec.params.lr, "penalty_k": spec.params.penalty_k,
+    current = {"lr": spec.params.lr, "aspect_lr": spec.params.aspect_lr, "penalty_k": spec.params.penalty_k,
                "window_influence": spec.params.window_influence}
     click.echo(f"best: {results[-1]}  (catalog now: {current})")
     if json_path:

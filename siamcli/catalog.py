@@ -41,12 +41,13 @@ _BAN = TrackerParams(family="ban")
 # branch takes 1/1.34 of the time and, per model, mean IoU on shared/data/seqs (one pass, ten
 # starts) and on the synthetic sequences moved by 0.004 or less, from perturbed first boxes (SRE)
 # by 0.008 or less (session 13, weights/README.md);
-# 191 px (7x7) was faster still (1.73x) but lost 0.005-0.008 on the real sequences. lr, penalty_k and
-# window influence per model were chosen by scripts/tune_tracker.py on synthetic sequences
-# (training sources, unseen seeds), not on the real sequences of shared/data/seqs; the size
-# learning rate mattered most (0.1 best, for the first and the current weights), penalty and
-# window hardly (weights/manifest.json records the grid). siamrpnban runs the SiamRPN and the
-# SiamBAN heads together and answers as a SiamRPN (siamcli.models.lite.LiteMixed).
+# 191 px (7x7) was faster still (1.73x) but lost 0.005-0.008 on the real sequences. lr, aspect_lr,
+# penalty_k and window influence per model were chosen by scripts/tune_tracker.py on synthetic
+# sequences (training sources, unseen seeds), not on the real sequences of shared/data/seqs. The
+# aspect learning rate mattered most (session 14): these heads' aspect predictions are worse than
+# none, so the box's aspect moves by 0.01 of them (synthetic mean IoU +0.07 for siamrpnban), its
+# scale by lr; penalty and window hardly mattered (weights/README.md). siamrpnban runs the SiamRPN
+# and the SiamBAN heads together and answers as a SiamRPN (siamcli.models.lite.LiteMixed).
 _LITE = TrackerParams(stride=16, base_size=2, instance_size=223, input_order="rgb", box_units="target",
                       anchor_ratios=(1.0,), anchor_scales=(1.0,),
                       window_influence=0.490, penalty_k=0.150, lr=0.385)
@@ -57,12 +58,14 @@ MODELS: Dict[str, ModelSpec] = {
     s.name: s
     for s in (
         ModelSpec("siamrpnban", "siamrpnban_lite0x3",
-                  replace(_LITE, family="rpn", lr=0.1, penalty_k=0.3, window_influence=0.4),
+                  replace(_LITE, family="rpn", lr=0.2, aspect_lr=0.01, penalty_k=0.3, window_influence=0.4),
                   "siamcli's own SiamRPN and SiamBAN heads together, EfficientNet-Lite0 (bundled weights, the default)",
                   bundled="siamrpnban.pth"),
-        ModelSpec("siamrpn", "siamrpn_lite0x3", replace(_LITE, family="rpn", lr=0.1, penalty_k=0.15, window_influence=0.49),
+        ModelSpec("siamrpn", "siamrpn_lite0x3",
+                  replace(_LITE, family="rpn", lr=0.1, aspect_lr=0.01, penalty_k=0.15, window_influence=0.49),
                   "siamcli's own SiamRPN, EfficientNet-Lite0, three heads (bundled weights)", bundled="siamrpn.pth"),
-        ModelSpec("siamban", "siamban_lite0x3", replace(_LITE, family="ban", lr=0.1, penalty_k=0.05, window_influence=0.49),
+        ModelSpec("siamban", "siamban_lite0x3",
+                  replace(_LITE, family="ban", lr=0.2, aspect_lr=0.01, penalty_k=0.05, window_influence=0.49),
                   "siamcli's own SiamBAN, EfficientNet-Lite0, three heads (bundled weights)", bundled="siamban.pth"),
         ModelSpec("siamrpn_alex_dwxcorr", "siamrpn_alex_dwxcorr",
                   replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30),

@@ -61,7 +61,8 @@ def models_cmd() -> None:
         p = spec.params
         table.add_row(spec.name, "anchors" if p.family == "rpn" else "points", str(p.instance_size),
                       f"{p.score_size}x{p.score_size}", f"{p.penalty_k:.3g}", f"{p.window_influence:.3g}",
-                      f"{p.lr:.3g}", spec.summary)
+                      f"{p.lr:.3g}" if p.aspect_lr is None else f"{p.lr:.3g} (aspect {p.aspect_lr:.3g})",
+                      spec.summary)
     Console().print(table)
 
 
@@ -85,6 +86,10 @@ def _output_options(fn):
         click.option("--save-video", help="Write the frames with the box drawn (.mp4 or .avi)."),
         click.option("--lost-threshold", type=click.FloatRange(0, 1),
                      help="Score below which the target counts as lost (default per model, see docs)."),
+        click.option("--aspect-lr", type=click.FloatRange(0, 1),
+                     help="How fast the box's aspect (w/h) follows the model, its scale apart: 0 keeps the first "
+                          "box's shape. Default per model (`siamcli models`; the published models move width "
+                          "and height alike)."),
         click.option("--redetect", is_flag=True,
                      help="While lost, keep the last confident box and widen the search until the target is found."),
         click.option("--device", default="auto", show_default=True, help=DEVICE_HELP),
@@ -155,7 +160,9 @@ def _create(model, config, weights, device, engine, precision, threads, onnx_fil
     return tracker, spec
 
 
-def _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime, several=False):
+def _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime, several=False, aspect_lr=None):
+    from dataclasses import replace
+
     from .tracking.multi import MultiTracker
     from .tracking.redetect import RedetectingTracker
 
@@ -164,6 +171,8 @@ def _build_tracker(model, config, weights, device, lost_threshold, redetect, run
     tracker, spec = _create(model, config, weights, device, **runtime)
     if lost_threshold is not None:
         tracker.params = tracker.params.with_lost_threshold(lost_threshold)
+    if aspect_lr is not None:
+        tracker.params = replace(tracker.params, aspect_lr=aspect_lr)
     if several:
         return MultiTracker(tracker.engine, tracker.params), spec
     return (RedetectingTracker(tracker) if redetect else tracker), spec
@@ -210,8 +219,8 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
 @_output_options
 @_engine_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, redetect,
-              device, max_frames, quiet, **runtime) -> None:
+def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, aspect_lr,
+              redetect, device, max_frames, quiet, **runtime) -> None:
     """Track one target through SOURCE, a video file or a folder of frames.
 
     Boxes are written frame by frame (row 0 is the initial box with score 1),
@@ -224,7 +233,7 @@ def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, 
     box = _first_box(init_box, init_file)
     with open_source(source) as frames:
         tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
-                                       several=_several(box))
+                                       several=_several(box), aspect_lr=aspect_lr)
         if box is None:
             rest = iter(frames)
             first = next(rest)
@@ -261,8 +270,8 @@ class _Prepend:
               help="Stop after this many seconds.")
 @click.option("--no-display", is_flag=True, help="Run without a window (needs --init or --init-file).")
 @_engine_options
-def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, redetect,
-               device, max_frames, duration, no_display, **runtime) -> None:
+def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, aspect_lr,
+               redetect, device, max_frames, duration, no_display, **runtime) -> None:
     """Track live from a camera or stream, in a window showing the box, score and fps.
 
     \b
@@ -286,7 +295,7 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
     if not no_display:
         require_display("run with --no-display and --init x,y,w,h for headless tracking")
     tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
-                                   several=_several(box))
+                                   several=_several(box), aspect_lr=aspect_lr)
     with open_camera(camera) as frames:
         if getattr(frames, "skipped", 0):
             err_console.print(f"skipped {frames.skipped} warm-up frames from {frames.label}")

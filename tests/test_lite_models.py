@@ -123,7 +123,8 @@ def test_bundled_weights_match_their_manifest_and_load_strictly(name):
     # the validation figures were measured with the tracker settings the catalog runs
     p = MODELS[name].params
     assert {k: v for k, v in entry["tracker"].items() if k != "chosen_by"} == {
-        "instance_size": p.instance_size, "lr": p.lr, "penalty_k": p.penalty_k, "window_influence": p.window_influence}
+        "instance_size": p.instance_size, "lr": p.lr, "aspect_lr": p.aspect_lr, "penalty_k": p.penalty_k,
+        "window_influence": p.window_influence}
     model = build_model(MODELS[name].architecture)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # strict
 
@@ -323,3 +324,37 @@ def test_a_mixed_ensemble_decodes_the_box_both_families_agree_on():
     _, boxes = tracker._decode(cls[0].numpy(), delta[0].numpy(), tracker._grid, (40.0, 80.0))
     centre = c * params.score_size + c
     np.testing.assert_allclose(boxes[:, centre], [10.0, 0.0, 48.0, 72.0], atol=1e-3)
+
+
+def test_models_command_shows_the_aspect_learning_rate_where_a_model_has_one():
+    result = CliRunner().invoke(cli, ["models"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    for name, spec in MODELS.items():
+        aspect = spec.params.aspect_lr
+        if aspect is None:
+            assert "(aspect" not in rows[name], rows[name]
+        else:
+            assert f"(aspect {aspect:.3g})" in rows[name], rows[name]
+    assert any(spec.params.aspect_lr is not None for spec in MODELS.values())
+
+
+def test_aspect_lr_option_keeps_or_frees_the_box_shape(synthetic_video, tmp_path):
+    """`--aspect-lr 0` keeps the first box's aspect on every frame; 1 lets the model's boxes change it;
+    a value outside [0, 1] is a usage error."""
+    _bundled_or_skip()
+    x, y = square_path(1)[0]
+    ratios = {}
+    for aspect in ("0", "1"):
+        out = tmp_path / f"boxes_{aspect}.csv"
+        result = CliRunner().invoke(cli, ["track", str(synthetic_video), "--init", f"{x},{y},40,30", "-o", str(out),
+                                          "--aspect-lr", aspect, "-q"])
+        assert result.exit_code == 0, result.output
+        rows = list(csv.DictReader(out.open()))
+        assert len(rows) == 24
+        ratios[aspect] = np.array([float(r["w"]) / float(r["h"]) for r in rows[1:]])
+    assert np.allclose(ratios["0"], 40 / 30, rtol=1e-4)
+    assert np.abs(ratios["1"] / (40 / 30) - 1).max() > 0.01
+    result = CliRunner().invoke(cli, ["track", str(synthetic_video), "--init", f"{x},{y},40,30",
+                                      "-o", str(tmp_path / "bad.csv"), "--aspect-lr", "2"])
+    assert result.exit_code == 2 and "--aspect-lr" in result.output

@@ -149,6 +149,32 @@ def test_ban_update_decodes_ltrb_distances_around_the_point():
     assert result.box[0] + w / 2 == pytest.approx(300 + 63 / 2, abs=1e-6)
 
 
+@pytest.mark.parametrize("aspect_lr", [0.0, 0.25])
+def test_aspect_lr_moves_scale_and_aspect_apart_in_log_space(aspect_lr):
+    params = TrackerParams(family="ban", penalty_k=0.0, window_influence=0.0, lr=0.5, aspect_lr=aspect_lr)
+    engine = FakeEngine("ban", 25, peak=(12, 12), loc_value=32.0)  # a 64x64 patch-px candidate
+    tracker = SiameseTracker(engine, params)
+    frame = np.full((480, 640, 3), 100, np.uint8)
+    tracker.init(frame, (300, 200, 64, 32))  # aspect 2, the candidate's is 1
+    result = tracker.update(frame)
+    scale_z = 127 / math.sqrt((64 + 48) * (32 + 48))
+    rate = 1 / (1 + math.exp(-8.0))  # penalty 1 (k = 0) times the score
+    log_w, log_h = math.log(64 / scale_z / 64), math.log(64 / scale_z / 32)
+    scale = (log_w + log_h) / 2 * rate * 0.5
+    aspect = (log_w - log_h) / 2 * rate * aspect_lr
+    assert result.box[2] == pytest.approx(64 * math.exp(scale + aspect), rel=1e-9)
+    assert result.box[3] == pytest.approx(32 * math.exp(scale - aspect), rel=1e-9)
+    if aspect_lr == 0.0:
+        assert result.box[2] / result.box[3] == pytest.approx(2.0, rel=1e-12)  # the first box's aspect kept
+    else:
+        assert result.box[2] / result.box[3] < 2.0
+
+
+def test_aspect_lr_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match="aspect_lr"):
+        TrackerParams(aspect_lr=1.5)
+
+
 def test_update_clips_the_centre_and_size_to_the_frame():
     params = TrackerParams(family="ban", penalty_k=0.0, window_influence=0.0, lr=1.0)
     engine = FakeEngine("ban", 25, peak=(0, 0), loc_value=1.0)  # far top-left, tiny box

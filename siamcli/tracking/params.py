@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,10 @@ class TrackerParams:
     penalty_k: float = 0.04
     window_influence: float = 0.44
     lr: float = 0.4
+    #: learning rate of the box's aspect (log w/h) alone; ``lr`` then moves only its scale
+    #: (log sqrt(w*h)), both in log space. None: width and height each move by ``lr``, linearly,
+    #: as the reference trackers do (see SiameseTracker._smooth)
+    aspect_lr: Optional[float] = None
     anchor_ratios: Tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
     anchor_scales: Tuple[float, ...] = (8.0,)
     #: channel order the network was trained with: "bgr" (pysot, SiamBAN) or "rgb"
@@ -60,6 +64,8 @@ class TrackerParams:
             raise ValueError(f"crop must be 'reference' or 'fast', not {self.crop!r}")
         if self.box_units not in ("pixels", "target"):
             raise ValueError(f"box_units must be 'pixels' or 'target', not {self.box_units!r}")
+        if self.aspect_lr is not None and not 0.0 <= self.aspect_lr <= 1.0:
+            raise ValueError(f"aspect_lr must lie in [0, 1] or be None, not {self.aspect_lr!r}")
         if self.input_order not in ("bgr", "rgb"):
             raise ValueError(f"input_order must be 'bgr' or 'rgb', not {self.input_order!r}")
 

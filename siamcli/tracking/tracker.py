@@ -271,11 +271,21 @@ class SiameseTracker:
 
     def _smooth(self, box: Sequence[float], penalty: float, score: float, scale_z: float):
         """The chosen candidate (cx, cy, w, h in patch pixels around the patch centre) -> the new
-        ``(cx, cy, w, h, score)`` in frame pixels, the size moved towards it by the learning rate."""
+        ``(cx, cy, w, h, score)`` in frame pixels, the size moved towards it by the learning rate
+        (times the candidate's penalty and score, as the reference trackers do). With the params'
+        ``aspect_lr``, the size's scale moves by ``lr`` and its aspect by ``aspect_lr``, in log space."""
         bx, by, bw, bh = (float(v) / scale_z for v in box)
-        lr = float(penalty) * float(score) * self.params.lr
-        width = float(self.size[0]) * (1 - lr) + bw * lr
-        height = float(self.size[1]) * (1 - lr) + bh * lr
+        rate = float(penalty) * float(score)
+        w0, h0 = float(self.size[0]), float(self.size[1])
+        if self.params.aspect_lr is None:
+            lr = rate * self.params.lr
+            width = w0 * (1 - lr) + bw * lr
+            height = h0 * (1 - lr) + bh * lr
+        else:
+            log_w, log_h = math.log(bw / w0), math.log(bh / h0)
+            scale = (log_w + log_h) / 2 * rate * self.params.lr
+            aspect = (log_w - log_h) / 2 * rate * self.params.aspect_lr
+            width, height = w0 * math.exp(scale + aspect), h0 * math.exp(scale - aspect)
         return bx + float(self.center[0]), by + float(self.center[1]), width, height, float(score)
 
     def _extents(self, delta: np.ndarray, grid: np.ndarray, prior: Sequence[float]) -> np.ndarray:
