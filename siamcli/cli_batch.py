@@ -36,15 +36,18 @@ def _formats():
               help="local: worker processes on this machine; ray: tasks on a Ray cluster (pip install 'siamcli[ray]').")
 @click.option("--ray-address", help="Ray cluster to join (auto, ray://host:10001). Default: start a local Ray.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
+@click.option("--aspect-lr", type=click.FloatRange(0, 1),
+              help="Learning rate of the box's aspect (w/h) for rows without an aspect_lr column, as "
+                   "`track --aspect-lr`. Default: the model's own.")
 @click.option("--no-resume", is_flag=True, help="Redo every video, even those an earlier run finished.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.pass_context
 def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads, engine, executor, ray_address,
-              device, no_resume, quiet) -> None:
+              device, aspect_lr, no_resume, quiet) -> None:
     """Track every video of MANIFEST and write one trajectory per video to OUTDIR.
 
     MANIFEST is a CSV with a header: video,x,y,w,h (first box, 0-based pixels)
-    and optionally model, weights, start_frame, id. Or a folder of OTB-style
+    and optionally model, weights, start_frame, aspect_lr, id. Or a folder of OTB-style
     sequences (img/ + groundtruth_rect.txt), each started on its first box.
 
     Each trajectory is written under a temporary name and renamed when whole.
@@ -66,7 +69,8 @@ def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads
         raise SiamcliError("--ray-address needs --executor ray")
     if (model or config) and not weights and not is_bundled(model):
         raise SiamcliError(f"--model/--config {model or config} needs --weights FILE (the checkpoint to load)")
-    job_list = read_manifest(manifest, Defaults(model=model, config=config, weights=weights))
+    job_list = read_manifest(manifest, Defaults(model=model, config=config, weights=weights,
+                                                aspect_lr=aspect_lr))
     jobs = jobs or usable_cores()
     opts = RunOptions(out_dir=out_dir, fmt=fmt, device=device, threads=threads, engine=engine)
 

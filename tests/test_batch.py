@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -263,6 +264,55 @@ def test_a_run_killed_with_sigkill_resumes_with_whole_files(tmp_path, long_video
     reference = run_batch(read_manifest(m, Defaults(model=MODEL, weights=str(alex_weights))),
                           RunOptions(out_dir=str(tmp_path / "ref"), threads=1))
     assert reference.ok and trajectories(out) == trajectories(tmp_path / "ref")
+
+
+def test_aspect_lr_per_row_or_batch_wide_keeps_or_frees_the_box_shape(tmp_path, synthetic_video, alex_weights):
+    """An aspect_lr cell applies to its row, --aspect-lr to rows that leave it empty; 0 keeps the first
+    box's aspect on every frame, the model's own update (none given) changes it; a value out of [0, 1]
+    fails that row only; a changed aspect_lr is a different job on rerun."""
+    m = write_manifest(tmp_path / "m.csv", [
+        "video,x,y,w,h,aspect_lr,id",
+        f"{synthetic_video},40,30,40,30,0,kept",
+        f"{synthetic_video},40,30,40,30,,own",
+        f"{synthetic_video},40,30,40,30,1.5,bad",
+    ])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(out), "-m", MODEL, "-w", str(alex_weights),
+                                            "--jobs", "1", "-q"])
+    assert result.exit_code == 1, result.output
+    summary = summary_of(out)
+    assert summary["bad"]["error"] == "manifest line 4: aspect_lr must lie in [0, 1], got '1.5'"
+    ratios = {}
+    for name in ("kept", "own"):
+        rows = list(csv.DictReader((out / f"{name}.csv").open()))
+        assert len(rows) == 24 and summary[name]["status"] == "ok"
+        ratios[name] = np.array([float(r["w"]) / float(r["h"]) for r in rows])
+    assert np.allclose(ratios["kept"], 40 / 30, rtol=1e-4)
+    assert np.abs(ratios["own"] / (40 / 30) - 1).max() > 0.01
+
+    # the batch-wide option fills the empty cell: "own" is now a different job, "kept" is unchanged
+    again = tmp_path / "again"
+    outputs = []
+    for run_out in (out, again):
+        result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(run_out), "-m", MODEL, "-w", str(alex_weights),
+                                                "--jobs", "1", "-q", "--aspect-lr", "0"])
+        assert result.exit_code == 1, result.output
+        outputs.append(result.output)
+    assert "(1 skipped as already complete, 2 run, 1 failed)" in outputs[0]  # "kept" reused, "own" redone
+    rows = list(csv.DictReader((again / "own.csv").open()))
+    assert np.allclose([float(r["w"]) / float(r["h"]) for r in rows], 40 / 30, rtol=1e-4)
+    jobs = {j.id: j for j in read_manifest(m, Defaults(model=MODEL, weights=str(alex_weights)))}
+    wide = {j.id: j for j in read_manifest(m, Defaults(model=MODEL, weights=str(alex_weights), aspect_lr=0.0))}
+    assert (jobs["kept"].aspect_lr, jobs["own"].aspect_lr, wide["own"].aspect_lr) == (0.0, None, 0.0)
+    assert jobs["kept"].fingerprint("csv") == wide["kept"].fingerprint("csv")
+    assert jobs["own"].fingerprint("csv") != wide["own"].fingerprint("csv")
+    assert (out / "own.csv").read_bytes() == (again / "own.csv").read_bytes()  # the rerun redid it
+
+
+def test_aspect_lr_option_out_of_range_is_a_usage_error(tmp_path, synthetic_video):
+    m = write_manifest(tmp_path / "m.csv", ["video,x,y,w,h", f"{synthetic_video},40,30,40,40"])
+    result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(tmp_path / "out"), "--aspect-lr", "-0.1"])
+    assert result.exit_code == 2 and "--aspect-lr" in result.output
 
 
 def test_batch_without_a_model_uses_the_bundled_default(tmp_path, synthetic_video):

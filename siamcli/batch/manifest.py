@@ -2,9 +2,11 @@
 
 A CSV manifest has a header. Required columns: ``video,x,y,w,h`` (the first
 box, 0-based pixels, on frame ``start_frame``). Optional columns: ``model``,
-``weights``, ``start_frame`` (0-based, default 0) and ``id`` (the name of the
-output file, default the video's file name without its suffix; repeated names
-get ``-2``, ``-3``, ... in manifest order). Relative paths in the manifest are
+``weights``, ``start_frame`` (0-based, default 0), ``aspect_lr`` (the box
+aspect's learning rate in [0, 1], as ``track --aspect-lr``; empty: the batch's
+``--aspect-lr``, else the model's own) and ``id`` (the name of the output file,
+default the video's file name without its suffix; repeated names get ``-2``,
+``-3``, ... in manifest order). Relative paths in the manifest are
 taken relative to the manifest's own folder.
 
 A problem with one row (a malformed line, a box that is not four numbers, a
@@ -30,7 +32,7 @@ from ..catalog import DEFAULT_MODEL, is_bundled
 from ..errors import SiamcliError
 
 REQUIRED_COLUMNS = ("video", "x", "y", "w", "h")
-OPTIONAL_COLUMNS = ("model", "weights", "start_frame", "id")
+OPTIONAL_COLUMNS = ("model", "weights", "start_frame", "aspect_lr", "id")
 GROUNDTRUTH = "groundtruth_rect.txt"
 _ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -48,12 +50,16 @@ class Job:
     model: Optional[str] = None
     config: Optional[str] = None
     weights: Optional[str] = None
+    #: the box aspect's learning rate for this video; None: the model's own
+    aspect_lr: Optional[float] = None
     line: int = 0
     error: Optional[str] = None
 
     def fingerprint(self, fmt: str) -> str:
         """Hash of everything that decides the output; a finished output is reused only if it matches."""
         doc = {k: v for k, v in asdict(self).items() if k not in ("line", "error")}
+        if doc["aspect_lr"] is None:  # left out, so outputs of runs before the field existed stay valid
+            del doc["aspect_lr"]
         doc["format"] = fmt
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -65,6 +71,7 @@ class Defaults:
     model: Optional[str] = None
     config: Optional[str] = None
     weights: Optional[str] = None
+    aspect_lr: Optional[float] = None
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -95,6 +102,12 @@ def _row_job(row: Dict[str, str], line: int, base: Path, defaults: Defaults) -> 
         if value < 0 or value != int(value):
             raise ValueError(f"start_frame must be a whole number >= 0, got {start_text!r}")
         start = int(value)
+    aspect_text = (row.get("aspect_lr") or "").strip()
+    aspect_lr = defaults.aspect_lr
+    if aspect_text:
+        aspect_lr = _number(aspect_text, "aspect_lr")
+        if not 0.0 <= aspect_lr <= 1.0:
+            raise ValueError(f"aspect_lr must lie in [0, 1], got {aspect_text!r}")
     model = (row.get("model") or "").strip() or None
     weights = (row.get("weights") or "").strip() or None
     config = None
@@ -112,7 +125,7 @@ def _row_job(row: Dict[str, str], line: int, base: Path, defaults: Defaults) -> 
     else:
         raise ValueError(f"model {model} needs weights: add a weights column, or pass --model {model} --weights FILE")
     return Job(id="", video=_resolve(base, video), box=box, start_frame=start,  # type: ignore[arg-type]
-               model=model, config=config, weights=weights, line=line)
+               model=model, config=config, weights=weights, aspect_lr=aspect_lr, line=line)
 
 
 def read_csv_manifest(path: Path, defaults: Defaults) -> List[Job]:
@@ -219,7 +232,8 @@ def read_sequence_folder(root: Path, defaults: Defaults) -> List[Job]:
         try:
             box, start = _first_box(folder)
             jobs.append(Job(id="", video=str(folder), box=box, start_frame=start, model=defaults.model,
-                            config=defaults.config, weights=defaults.weights, line=number))
+                            config=defaults.config, weights=defaults.weights, aspect_lr=defaults.aspect_lr,
+                            line=number))
         except SiamcliError as exc:
             jobs.append(Job(id="", video=str(folder), box=None, line=number, error=str(exc)))
     return assign_ids(jobs, [None] * len(jobs))
@@ -233,7 +247,8 @@ def read_manifest(path: Union[str, Path], defaults: Defaults = Defaults()) -> Li
     # absolute paths: workers (Ray's especially) need not share this process's working folder
     defaults = Defaults(model=defaults.model,
                         config=str(Path(defaults.config).absolute()) if defaults.config else None,
-                        weights=str(Path(defaults.weights).absolute()) if defaults.weights else None)
+                        weights=str(Path(defaults.weights).absolute()) if defaults.weights else None,
+                        aspect_lr=defaults.aspect_lr)
     path = path.absolute()
     jobs = read_sequence_folder(path, defaults) if path.is_dir() else read_csv_manifest(path, defaults)
     if not jobs:

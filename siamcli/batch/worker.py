@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -70,12 +70,13 @@ Row = Tuple[int, Tuple[float, float, float, float], float, str]
 @lru_cache(maxsize=4)
 def _tracker(model: Optional[str], config: Optional[str], weights: Optional[str], device: Optional[str],
              engine: str = "onnx", threads: Optional[int] = None):
-    """One engine per worker process and model, built on first use (``init`` resets the target)."""
+    """One engine per worker process and model, built on first use (``init`` resets the target),
+    with the model's own tracker params (each job may change its ``aspect_lr``)."""
     from ..api import create_tracker
 
     tracker, _ = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
                                 threads=threads)
-    return tracker
+    return tracker, tracker.params
 
 
 def set_threads(threads: int) -> None:
@@ -112,7 +113,8 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
     try:
         set_threads(opts.threads)
         with open_source(job.video) as source:
-            tracker = _tracker(job.model, job.config, job.weights, opts.device, opts.engine, opts.threads)
+            tracker, params = _tracker(job.model, job.config, job.weights, opts.device, opts.engine, opts.threads)
+            tracker.params = params if job.aspect_lr is None else replace(params, aspect_lr=job.aspect_lr)
             frames = iter(source)
             first = None
             for index, frame in enumerate(frames):
