@@ -32,6 +32,7 @@ run() {  # name, frames, options...
   echo "== $name"
   "$SIAMCLI" bench "$SOURCE" -n "$frames" --json "$OUT/$name.json" "$@" || echo "   $name failed"
 }
+run siamrpnban 120 -m siamrpnban
 run siamrpn 120 -m siamrpn
 run siamban 120 -m siamban
 run nanotrack_v2 120 -m nanotrack_v2 -w "$SHARED/data/weights/nanotrack/v2/nanotrackv2.pth"
