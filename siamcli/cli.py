@@ -371,9 +371,10 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     """Score a model on every OTB-style sequence (img/ + groundtruth_rect.txt) under DATASET.
 
     Prints success AUC (21 IoU thresholds), precision at 20 px, mean IoU,
-    success rate at IoU 0.5 and fps (frame decoding included) per sequence and
-    overall. Frames whose ground truth has no positive size are not scored.
-    One pass from the first frame by default; --starts and --sre run OTB's
+    success rate at IoU 0.5 and fps (frame decoding included, a few frames
+    ahead in a second thread as `track` does) per sequence and overall.
+    Frames whose ground truth has no positive size are not scored. One pass
+    from the first frame by default; --starts and --sre run OTB's
     robustness evaluations (the "runs" column counts the starts averaged).
 
     \b

@@ -180,6 +180,40 @@ def test_robustness_figures_are_the_mean_over_the_runs(tmp_path):
                                                                   + one.metrics["mean_iou"]) / 2)
 
 
+class _FrameRecorder(_StayingTracker):
+    """Records a checksum of every frame it is given, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def update(self, frame):
+        self.seen.append(int(frame.astype(np.int64).sum()))
+        return super().update(frame)
+
+
+def test_runner_gets_every_frame_in_order_and_stops_on_one_it_cannot_decode(tmp_path, capsys):
+    """Frames are decoded ahead in a second thread: the tracker still sees each one once, in order, and
+    a frame that cannot be decoded ends the run as a user error naming the file (eval: exit 2)."""
+    from siamcli.eval.runner import track_sequence
+
+    root = tmp_path / "data"
+    seq = find_sequences(make_sequence(root, "seq", 12))[0]
+    recorder = _FrameRecorder()
+    result = track_sequence(recorder, seq, start=2, box=(1, 2, 40, 40))
+    assert recorder.inits == [(1.0, 2.0, 40.0, 40.0)]
+    assert recorder.seen == [int(cv2.imread(str(p)).astype(np.int64).sum()) for p in seq.frames[3:]]
+    assert result.tracked == 9 and np.all(result.boxes[2:] == [1, 2, 40, 40]) and np.all(result.boxes[:2] == 0)
+
+    seq.frames[6].write_bytes(b"not a jpeg")
+    with pytest.raises(SiamcliError, match="cannot decode .*0007.jpg"):
+        track_sequence(_FrameRecorder(), seq)
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(root), "--compare", "mil", "-q"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "cannot decode" in err and "0007.jpg" in err and "Traceback" not in err
+
+
 def test_eval_starts_and_sre_from_the_command_line(tmp_path, capsys):
     make_sequence(tmp_path / "data", "seq1", 8)
     out = tmp_path / "r.json"

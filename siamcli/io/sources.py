@@ -12,6 +12,8 @@ import numpy as np
 
 from ..errors import SiamcliError
 
+#: frames a file source decodes ahead of the tracker, in a background thread
+PREFETCH_FRAMES = 4
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -82,7 +84,7 @@ class ImageFolderSource(FrameSource):
             )
         self.fps = fps
         self.frame_count = len(self.files)
-        self.prefetch = 4
+        self.prefetch = PREFETCH_FRAMES
 
     def _frames(self) -> Iterator[np.ndarray]:
         self.frames_read = 0
@@ -192,7 +194,7 @@ class VideoSource(FrameSource):
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 and not isinstance(path, int) else None
         self.exhausted = False
-        self.prefetch = 0 if live else 4
+        self.prefetch = 0 if live else PREFETCH_FRAMES
 
     def _frames(self) -> Iterator[np.ndarray]:
         if self._first is None:
