@@ -158,7 +158,7 @@ img {{ max-width: 48%; }}
 <h1>{t}</h1>
 <p><img src="{SUCCESS_PNG}" alt="success plot"> <img src="{PRECISION_PNG}" alt="precision plot"></p>
 <h2>Overall</h2>
-<p>Metrics averaged over sequences; fps over all frames (decoding included).
+<p>Metrics averaged over sequences; fps over all frames (decoding included, a few frames ahead in a second thread).
 Success AUC: mean success rate over IoU thresholds 0, 0.05, ..., 1. Precision: centre error within 20 px.</p>
 {_table(header, overall_rows)}
 <h2>Per sequence</h2>
