@@ -240,7 +240,7 @@ def crop(frame: np.ndarray, center: Sequence[float], side_x: float, side_y: floa
     return patch, forward
 
 
-def _map_box(box: np.ndarray, forward: np.ndarray) -> np.ndarray:
+def map_box(box: np.ndarray, forward: np.ndarray) -> np.ndarray:
     x, y, w, h = box
     x1 = forward[0, 0] * x + forward[0, 2]
     y1 = forward[1, 1] * y + forward[1, 2]
@@ -406,7 +406,7 @@ class PairSampler:
         center = (x + w / 2 + shift[0], y + h / 2 + shift[1])
         patch, forward = crop(frame, center, s_x, s_x, INSTANCE, self._mean(frame))
         size = np.array([prior[2], prior[3]], dtype=np.float32) * np.float32(INSTANCE / s_x)
-        return photometric(patch, rng), _map_box(box, forward), size
+        return photometric(patch, rng), map_box(box, forward), size
 
     def _cutout(self, side: float):
         """A textured region of a random source, resized to about ``side`` px, and a shape mask."""
@@ -514,13 +514,18 @@ class PairSampler:
         return self._finish(template, search, target, negative, kind, prior)
 
     def _finish(self, template, search, target, negative, kind, prior) -> Pair:
-        rng = self.rng
-        if rng.random() < 0.5:  # mirror the whole pair
-            template = template[:, ::-1]
-            search = search[:, ::-1]
-            if not negative:
-                target = np.array([INSTANCE - 1 - target[2], target[1], INSTANCE - 1 - target[0], target[3]],
-                                  dtype=np.float32)
-        to_rgb = cv2.COLOR_BGR2RGB
-        return Pair(cv2.cvtColor(np.ascontiguousarray(template), to_rgb),
-                    cv2.cvtColor(np.ascontiguousarray(search), to_rgb), target, negative, kind, prior)
+        return finish_pair(self.rng, template, search, target, negative, kind, prior)
+
+
+def finish_pair(rng: np.random.Generator, template: np.ndarray, search: np.ndarray, target: np.ndarray,
+                negative: bool, kind: str, prior: np.ndarray) -> Pair:
+    """A :class:`Pair` of BGR crops: mirrored as a whole half the time, turned to RGB."""
+    if rng.random() < 0.5:
+        template = template[:, ::-1]
+        search = search[:, ::-1]
+        if not negative:
+            target = np.array([INSTANCE - 1 - target[2], target[1], INSTANCE - 1 - target[0], target[3]],
+                              dtype=np.float32)
+    to_rgb = cv2.COLOR_BGR2RGB
+    return Pair(cv2.cvtColor(np.ascontiguousarray(template), to_rgb),
+                cv2.cvtColor(np.ascontiguousarray(search), to_rgb), target, negative, kind, prior)
