@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -114,7 +114,7 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
         set_threads(opts.threads)
         with open_source(job.video) as source:
             tracker, params = _tracker(job.model, job.config, job.weights, opts.device, opts.engine, opts.threads)
-            tracker.params = params if job.aspect_lr is None else replace(params, aspect_lr=job.aspect_lr)
+            tracker.params = params if job.aspect_lr is None else params.tuned(aspect_lr=job.aspect_lr)
             frames = iter(source)
             first = None
             for index, frame in enumerate(frames):
