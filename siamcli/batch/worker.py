@@ -84,8 +84,8 @@ def set_threads(threads: int) -> None:
 
     Before torch is first imported, OpenMP is also told to sleep rather than spin
     while waiting (unless the environment already says otherwise): on a busy
-    machine spinning threads of several workers starve each other, which made
-    2 threads per worker about 100x slower than 1 in our measurements.
+    machine spinning threads of several workers starve each other, and a worker
+    with 2 threads becomes many times slower than one with 1.
     """
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
