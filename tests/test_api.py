@@ -174,3 +174,14 @@ def test_import_siamcli_loads_neither_torch_nor_opencv():
     proc = subprocess.run([sys.executable, "-c", "import siamcli; print(siamcli.__version__)"], capture_output=True,
                           text=True, timeout=60)
     assert re.fullmatch(r"\d+\.\d+\.\d+", proc.stdout.strip()), proc.stderr
+
+
+def test_the_readme_python_snippet_runs_and_tracks_the_walker(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    snippet = re.search(r"^```python\n(.*?)^```$", text, re.S | re.M).group(1)
+    proc = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    first, last, bundled = proc.stdout.strip().splitlines()
+    box = [float(v) for v in re.findall(r"-?\d+\.\d+", first)[:4]]
+    assert iou(box, DEMO_BOX) > 0.7 and first.endswith("tracking")  # one frame on, the box has hardly moved
+    assert last.startswith("49 (") and bundled == "['siamrpnban', 'siamrpn', 'siamban']"
