@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
-from .errors import OPENCV_MISSING, SiamcliError
+from .errors import SiamcliError
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 BUNDLED = ", ".join(BUNDLED_MODELS)
@@ -457,11 +457,6 @@ def main(argv=None) -> None:
         rv = cli.main(args=argv, prog_name="siamcli", standalone_mode=False)
     except SiamcliError as exc:
         err_console.print(f"siamcli: error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(2)
-    except ModuleNotFoundError as exc:
-        if exc.name != "cv2":
-            raise
-        err_console.print(f"siamcli: error: {OPENCV_MISSING}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except click.exceptions.Abort:
         err_console.print("siamcli: interrupted")

@@ -185,3 +185,16 @@ def test_the_readme_python_snippet_runs_and_tracks_the_walker(tmp_path):
     box = [float(v) for v in re.findall(r"-?\d+\.\d+", first)[:4]]
     assert iou(box, DEMO_BOX) > 0.7 and first.endswith("tracking")  # one frame on, the box has hardly moved
     assert last.startswith("49 (") and bundled == "['siamrpnban', 'siamrpn', 'siamban']"
+
+
+def test_without_opencv_the_command_and_the_api_name_the_extras_to_install(tmp_path):
+    hide = "import sys; sys.modules['cv2'] = None; "  # what an install without either OpenCV extra sees
+    run = "sys.argv = ['siamcli', 'track', '--demo']; from siamcli.__main__ import run; run()"
+    proc = subprocess.run([sys.executable, "-c", hide + run],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert _one_error_line(proc.stderr).startswith("siamcli: error: OpenCV is not installed: pip install "
+                                                  "'siamcli[headless]'")
+    proc = subprocess.run([sys.executable, "-c", hide + "import siamcli; siamcli.Tracker"], capture_output=True,
+                          text=True, timeout=120)
+    assert "ModuleNotFoundError: OpenCV is not installed" in proc.stderr and "siamcli[gui]" in proc.stderr
