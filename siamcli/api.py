@@ -181,11 +181,11 @@ class Tracker:
     >>> result.box, result.score, result.state           # doctest: +SKIP
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, weights: Optional[PathLike] = None, device: str = "auto",
+    def __init__(self, model: PathLike = DEFAULT_MODEL, weights: Optional[PathLike] = None, device: str = "auto",
                  engine: str = "auto", *, precision: str = "auto", threads: Optional[int] = None,
                  redetect: bool = False, **tracker_settings: Any) -> None:
         is_config = str(model).lower().endswith((".yaml", ".yml"))
-        core, spec = create_tracker(model=None if is_config else model, config=model if is_config else None,
+        core, spec = create_tracker(model=None if is_config else str(model), config=model if is_config else None,
                                     weights=weights, device=device, engine=engine, precision=precision,
                                     threads=threads, settings=tracker_settings)
         if redetect:
@@ -235,7 +235,7 @@ def _open(source: Union[PathLike, int]):
     return open_source(source)
 
 
-def track(source: Union[PathLike, int], box: Sequence[float], model: str = DEFAULT_MODEL,
+def track(source: Union[PathLike, int], box: Sequence[float], model: PathLike = DEFAULT_MODEL,
           weights: Optional[PathLike] = None, device: str = "auto", engine: str = "auto", *,
           max_frames: Optional[int] = None, **options: Any) -> Iterator[Tuple[int, TrackResult]]:
     """Track the target inside ``box`` (x, y, w, h on the first frame) through ``source``:
@@ -247,7 +247,8 @@ def track(source: Union[PathLike, int], box: Sequence[float], model: str = DEFAU
     ``threads``, ``redetect``, tracker settings such as ``lr=0.3``) are :class:`Tracker`'s.
     The source is opened, the tracker built and started on the first frame before this returns
     (in the order ``siamcli track`` does it), so bad input raises :class:`siamcli.SiamcliError`
-    here; the source is closed when the iteration ends. A video that stops decoding early ends the iteration with a warning.
+    here; the source is closed when the iteration ends. A video that stops decoding early ends
+    the iteration with a warning.
     """
     if max_frames is not None and max_frames < 1:
         raise SiamcliError(f"max_frames must be at least 1, got {max_frames}")

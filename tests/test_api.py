@@ -110,6 +110,18 @@ def test_track_reads_a_folder_of_frames_and_stops_at_max_frames(frame_folder, al
     assert all(np.isfinite(r.box).all() and r.box[2] >= 10 for _, r in tracked)
 
 
+def test_a_config_yaml_stands_in_for_a_model_name_as_with_track_config(tmp_path, capsys, frame_folder, alex_weights):
+    from conftest import require_shared
+
+    cfg = require_shared("reference", "configs", "pysot", "siamrpn_alex_dwxcorr", "config.yaml")
+    out = tmp_path / "b.csv"
+    code, _, err = run_cli(["track", frame_folder, "--config", cfg, "-w", alex_weights, "--init", "40,30,40,40",
+                            "--engine", "torch", "-o", out, "-q"], capsys)
+    assert code == 0, err
+    tracked = siamcli.track(frame_folder, (40, 30, 40, 40), model=cfg, weights=alex_weights, engine="torch")
+    np.testing.assert_allclose([r.box for _, r in tracked], csv_boxes(out), atol=1e-4)
+
+
 @pytest.mark.parametrize("case", ["box_outside", "zero_size_box", "missing_source", "missing_weights",
                                   "unknown_model", "no_weights", "camera"])
 def test_bad_input_raises_the_message_the_command_line_prints(tmp_path, capsys, case):
