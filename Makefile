@@ -10,11 +10,10 @@ install:
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned, so that pip takes the CPU build that lies on disk
 	$(PIP) install torch==2.13.0
+	# the test extra brings OpenCV's GUI + contrib build (siamcli[gui]): windows for drawing the first
+	# box and `siamcli webcam`, and the CSRT/KCF baselines of `eval --compare`
 	$(PIP) install -c constraints.txt -e '.[test]'
-	# OpenCV's GUI + contrib build (same version) replaces the headless one in the dev venv:
-	# windows for drawing the first box and `siamcli webcam`, and the CSRT/KCF baselines of `eval --compare`
-	$(PIP) uninstall -y -q opencv-python-headless
-	$(PIP) install --force-reinstall --no-deps -c constraints.txt opencv-contrib-python
+	$(PIP) check
 	# Xvfb and xdotool let the window tests run without a screen (Debian, as root; skipped otherwise)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v Xvfb >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool >/dev/null \
@@ -27,9 +26,9 @@ test:
 test-fast:
 	$(BIN)/python -m pytest -q -m "not shared_data"
 
-# retrain the bundled weights (three SiamRPN and three SiamBAN heads, about 1.5 hours on 2 cores: 95 min in one whole run; siamrpnban.pth runs all six; see weights/README.md)
+# retrain the bundled weights (three SiamRPN and three SiamBAN heads, about 1.5 hours on 2 cores; siamrpnban.pth runs all six; see weights/README.md)
 train:
 	$(BIN)/python scripts/train_default.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,21 +1,32 @@
-"""Build a ready tracker from a model name or a config.yaml, and weights."""
+"""siamcli from Python: a tracker object in one line, tracking a whole source, and the models.
+
+``Tracker`` and ``track`` build on :func:`create_tracker`, the one place where a model name (or a
+config.yaml), weights, a runtime and tracker settings become a ready tracker; the command line
+builds its trackers there too.
+"""
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .catalog import DEFAULT_MODEL, ModelSpec, get_spec, spec_from_config
+import numpy as np
+
+from .catalog import DEFAULT_MODEL, MODELS, ModelSpec, get_spec, spec_from_config
 from .errors import SiamcliError
-from .tracking.tracker import SiameseTracker
+from .tracking.params import TrackerParams
+from .tracking.states import TRACKING
+from .tracking.tracker import SiameseTracker, TrackResult
 
 PathLike = Union[str, Path]
+Box = Tuple[float, float, float, float]
 
-# OpenMP threads that busy-wait (libgomp's default) collapse when the CPU is shared: on
-# the 2-core test machine under load, NanoTrack's torch forward went from 17 ms to 700+ ms
-# with 2 threads. Passive waiting is read when torch first loads, so it is set here, before
-# any siamcli code imports torch, unless the user chose a policy (no effect if torch is
-# already imported). onnxruntime's own equivalent is set per session (allow_spinning=0).
+# OpenMP threads that busy-wait (libgomp's default) stall each other when other processes share the
+# CPU, so they are told to sleep instead. The policy is read when torch first loads: it is set here,
+# before any siamcli code imports torch, unless the user chose one (no effect if torch is already
+# imported). onnxruntime's own equivalent is set where its inference sessions are made (allow_spinning=0).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -83,6 +94,7 @@ def create_tracker(
     onnx_files: Optional[Sequence[PathLike]] = None,
     cuda_graphs: bool = False,
     compile: bool = False,
+    settings: Optional[Mapping[str, Any]] = None,
 ) -> Tuple[SiameseTracker, ModelSpec]:
     """A tracker for ``model`` (or ``config``) with ``weights`` loaded, on ``device``.
 
@@ -93,17 +105,19 @@ def create_tracker(
     ``template.onnx`` + ``search.onnx`` of ``siamcli export``, or NanoTrack's
     backbone + head pair; ``weights`` are then not needed. ``threads`` sets the
     runtime's intra-op thread count. ``compile`` compiles the torch engine's search
-    branch (see :class:`siamcli.engines.torch_engine.TorchEngine`).
+    branch (see :class:`siamcli.engines.torch_engine.TorchEngine`). ``settings`` change the
+    model's tracker settings (:data:`siamcli.tracking.params.TUNABLE`, e.g. ``{"lr": 0.3}``).
     """
     from .engines.factory import make_engine
 
     spec = resolve_spec(model, config)
+    params = spec.params.tuned(**(settings or {}))
     engine = engine or ("onnx" if onnx_files else "torch")
     precision = precision or "fp32"
     if onnx_files:
         runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
                              onnx_files=onnx_files, compile=compile)
-        return SiameseTracker(runner, spec.params), spec
+        return SiameseTracker(runner, params), spec
     from .engines.factory import checkpoint_source
 
     # the network is built (and the checkpoint read) only if the engine needs it: a remembered
@@ -111,4 +125,156 @@ def create_tracker(
     source = checkpoint_source(spec, resolve_weights(spec, weights))
     runner = make_engine(source, engine=engine, precision=precision, device=device, threads=threads,
                          cuda_graphs=cuda_graphs, instance_size=spec.params.instance_size, compile=compile)
-    return SiameseTracker(runner, spec.params), spec
+    return SiameseTracker(runner, params), spec
+
+
+
+# -- the Python API ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model :class:`Tracker` can run: its ``name``, a one-line ``summary``, whether its weights
+    ship with siamcli (``bundled``; otherwise pass ``weights=``) and its default tracker
+    ``params`` (the :data:`~siamcli.tracking.params.TUNABLE` ones can be changed per tracker)."""
+
+    name: str
+    summary: str
+    bundled: bool
+    params: TrackerParams
+
+
+def models() -> List[ModelInfo]:
+    """Every model siamcli knows, the bundled ones first (as ``siamcli models`` lists them)."""
+    return [ModelInfo(spec.name, spec.summary, spec.bundled is not None, spec.params) for spec in MODELS.values()]
+
+
+def _as_frame(frame: Any) -> np.ndarray:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        got = (f"an array of shape {frame.shape} and type {frame.dtype}" if isinstance(frame, np.ndarray)
+               else type(frame).__name__)
+        raise SiamcliError(f"a frame must be a BGR image, an H x W x 3 uint8 array (as cv2.imread and "
+                           f"cv2.VideoCapture.read give), got {got}")
+    return frame
+
+
+class Tracker:
+    """A single-object tracker: ``init(frame, box)`` on the first frame, then ``update(frame)``
+    on each next one.
+
+    ``model`` is a name from :func:`models` or the path of a pysot / SiamBAN / NanoTrack
+    ``config.yaml``; ``weights`` the checkpoint (not needed for the bundled models:
+    siamrpnban, siamrpn, siamban). ``device`` is ``"auto"`` (CUDA when torch finds it),
+    ``"cpu"`` or ``"cuda"``; ``engine`` ``"auto"`` (the fastest accuracy-verified runtime,
+    measured once per model and machine), ``"torch"`` or ``"onnx"``; ``precision`` ``"auto"``,
+    ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"``. ``redetect`` widens the search while the
+    target is lost. Other keyword arguments change the model's tracker settings (``penalty_k``,
+    ``window_influence``, ``lr``, ``aspect_lr``, ``lost_threshold``, ... :data:`siamcli.tracking.params.TUNABLE`).
+
+    Frames are BGR uint8 arrays as OpenCV reads them; boxes are ``(x, y, w, h)`` in 0-based
+    pixels. Bad input (an unknown model or setting, missing weights, a box outside the frame)
+    raises :class:`siamcli.SiamcliError` with the message the command line prints.
+
+    >>> tracker = siamcli.Tracker()                       # doctest: +SKIP
+    >>> tracker.init(first_frame, (120, 80, 40, 60))     # doctest: +SKIP
+    >>> result = tracker.update(next_frame)              # doctest: +SKIP
+    >>> result.box, result.score, result.state           # doctest: +SKIP
+    """
+
+    def __init__(self, model: PathLike = DEFAULT_MODEL, weights: Optional[PathLike] = None, device: str = "auto",
+                 engine: str = "auto", *, precision: str = "auto", threads: Optional[int] = None,
+                 redetect: bool = False, **tracker_settings: Any) -> None:
+        is_config = str(model).lower().endswith((".yaml", ".yml"))
+        core, spec = create_tracker(model=None if is_config else str(model), config=model if is_config else None,
+                                    weights=weights, device=device, engine=engine, precision=precision,
+                                    threads=threads, settings=tracker_settings)
+        if redetect:
+            from .tracking.redetect import RedetectingTracker
+
+            self._tracker: Any = RedetectingTracker(core)
+        else:
+            self._tracker = core
+        self._core = core
+        self._started = False
+        #: the model's name (a config's META_ARC, or its folder's name, for a config.yaml)
+        self.name: str = spec.name
+
+    @property
+    def params(self) -> TrackerParams:
+        """The tracker settings in use: the model's, with this tracker's changes."""
+        return self._core.params
+
+    @property
+    def engine(self) -> str:
+        """The runtime the network runs on, e.g. ``"onnx-cpu"`` or ``"torch-cuda-fp16"``."""
+        return str(getattr(self._core.engine, "name", type(self._core.engine).__name__))
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        """Start tracking the target inside ``box`` (x, y, w, h) on ``frame``; again to restart."""
+        self._tracker.init(_as_frame(frame), box)
+        self._started = True
+
+    def update(self, frame: np.ndarray) -> TrackResult:
+        """The target's box in the next ``frame``, its score and state
+        (``"tracking"``, ``"uncertain"`` or ``"lost"``)."""
+        if not self._started:
+            raise SiamcliError("call init(frame, box) before update(frame)")
+        return self._tracker.update(_as_frame(frame))
+
+    def __repr__(self) -> str:
+        return f"<siamcli.Tracker {self.name} on {self.engine}>"
+
+
+def _open(source: Union[PathLike, int]):
+    from .io.sources import open_camera, open_source
+
+    if isinstance(source, int) and not isinstance(source, bool):
+        return open_camera(str(source))
+    if "://" in str(source):
+        return open_camera(str(source))
+    return open_source(source)
+
+
+def track(source: Union[PathLike, int], box: Sequence[float], model: PathLike = DEFAULT_MODEL,
+          weights: Optional[PathLike] = None, device: str = "auto", engine: str = "auto", *,
+          max_frames: Optional[int] = None, **options: Any) -> Iterator[Tuple[int, TrackResult]]:
+    """Track the target inside ``box`` (x, y, w, h on the first frame) through ``source``:
+    a video file, a folder of frames, a camera index (``0``) or a stream URL.
+
+    Yields ``(frame_index, TrackResult)`` for every frame, frame 0 being ``box`` itself with
+    score 1, as ``siamcli track`` writes them; ``max_frames`` stops after that many. ``model``,
+    ``weights``, ``device``, ``engine`` and the other keyword ``options`` (``precision``,
+    ``threads``, ``redetect``, tracker settings such as ``lr=0.3``) are :class:`Tracker`'s.
+    The source is opened, the tracker built and started on the first frame before this returns
+    (in the order ``siamcli track`` does it), so bad input raises :class:`siamcli.SiamcliError`
+    here; the source is closed when the iteration ends. A video that stops decoding early ends
+    the iteration with a warning.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise SiamcliError(f"max_frames must be at least 1, got {max_frames}")
+    frames = _open(source)
+    try:
+        tracker = Tracker(model, weights, device, engine, **options)
+        rest = iter(frames)
+        first = next(rest)
+        tracker.init(first, box)
+    except BaseException:
+        frames.close()
+        raise
+    start = TrackResult(tuple(float(v) for v in box), 1.0, TRACKING)  # type: ignore[arg-type]
+    return _follow(tracker, frames, rest, start, max_frames)
+
+
+def _follow(tracker: Tracker, frames: Any, rest: Iterator[np.ndarray], start: TrackResult,
+            max_frames: Optional[int]) -> Iterator[Tuple[int, TrackResult]]:
+    try:
+        yield 0, start
+        for index, frame in enumerate(rest, start=1):
+            if max_frames is not None and index >= max_frames:
+                return
+            yield index, tracker.update(frame)
+        stopped = frames.stop_message()
+        if stopped:
+            warnings.warn(stopped, RuntimeWarning, stacklevel=2)
+    finally:
+        frames.close()

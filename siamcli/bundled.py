@@ -1,15 +1,18 @@
-"""The weights that ship with siamcli (``weights/``), found and checked before use.
+"""The weights that ship with siamcli, found and checked before use.
 
-``weights/manifest.json`` lists each file with its architecture and sha256;
-a file whose digest differs from the manifest is refused. The folder is
-looked up next to the package (a source checkout or editable install) and
-under ``<prefix>/share/siamcli/weights`` (where a wheel installs it).
+``manifest.json`` lists each file with its architecture and sha256; a file
+whose digest differs from the manifest is refused. An installed siamcli holds
+them as package data (``siamcli/weights``, mapped from the project's top-level
+``weights/`` folder by setup.cfg), so they are found through
+``importlib.resources`` wherever pip put the package (a virtual environment,
+``--user``, ``--target``). A source checkout or an editable install reads the
+project's ``weights/`` folder beside the package instead.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -20,11 +23,18 @@ MANIFEST = "manifest.json"
 
 def weight_dirs() -> List[Path]:
     """Folders that may hold the bundled weights, in the order they are searched."""
-    here = Path(__file__).resolve().parent
-    return [here.parent / "weights", Path(sys.prefix) / "share" / "siamcli" / "weights"]
+    folders = []
+    packaged = resources.files(__package__) / "weights"
+    if isinstance(packaged, Path):  # a package imported from a zip archive has no files to torch.load
+        folders.append(packaged)
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    if checkout not in folders:
+        folders.append(checkout)
+    return folders
 
 
 def weights_dir() -> Optional[Path]:
+    """The first folder of :func:`weight_dirs` that holds a manifest, or None."""
     for folder in weight_dirs():
         if (folder / MANIFEST).is_file():
             return folder
@@ -32,6 +42,7 @@ def weights_dir() -> Optional[Path]:
 
 
 def read_manifest(folder: Optional[Path] = None) -> Dict[str, Any]:
+    """The manifest of ``folder`` (default: :func:`weights_dir`); {} when there is none."""
     folder = folder or weights_dir()
     if folder is None:
         return {}
@@ -42,6 +53,7 @@ def read_manifest(folder: Optional[Path] = None) -> Dict[str, Any]:
 
 
 def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -54,7 +66,7 @@ def bundled_weights(file_name: str, folder: Optional[Path] = None) -> Path:
     folder = folder or weights_dir()
     if folder is None:
         raise SiamcliError(
-            "siamcli's bundled weights are not installed (no weights/manifest.json found in "
+            "siamcli's bundled weights are not installed (no manifest.json found in "
             + ", ".join(str(d) for d in weight_dirs()) + "); pass --weights FILE")
     entry = read_manifest(folder).get("models", {}).get(file_name)
     path = folder / file_name

@@ -31,23 +31,16 @@ class ModelSpec:
 
 _RPN = TrackerParams(family="rpn")
 _BAN = TrackerParams(family="ban")
-# Loss thresholds measured with nanotrack_v2 on the five sequences of ../shared/data/seqs:
-# normal tracking scores have median 0.999-1.000 and 5th percentile 0.967-0.998 (lowest frame
-# 0.942 outside a real occlusion), while with the target blacked out for 30 frames the median
-# is 0.89-0.98 and the first blacked frame scores 0.87-0.88. v1 and v3 share the v2 values.
+# NanoTrack's loss thresholds lie between the scores it gives while tracking normally and those it
+# gives once the target is hidden (docs/live-tracking.md); v1 and v3 share v2's values.
 # siamcli's own models (siamcli.models.lite): stride 16, RGB input, boxes relative to the current
 # target size (one anchor of that shape for SiamRPN). Trained on 255 px search crops, they track on
-# 223 px ones (9x9 score map, reach about one target width a frame instead of 1.26): the search
-# branch takes 1/1.34 of the time and, per model, mean IoU on shared/data/seqs (one pass, ten
-# starts) and on the synthetic sequences moved by 0.004 or less, from perturbed first boxes (SRE)
-# by 0.008 or less (session 13, weights/README.md);
-# 191 px (7x7) was faster still (1.73x) but lost 0.005-0.008 on the real sequences. lr, aspect_lr,
-# penalty_k and window influence per model were chosen by scripts/tune_tracker.py on synthetic
-# sequences (training sources, unseen seeds), not on the real sequences of shared/data/seqs. The
-# aspect learning rate mattered most (session 14): these heads' aspect predictions are worse than
-# none, so the box's aspect moves by 0.01 of them (synthetic mean IoU +0.07 for siamrpnban), its
-# scale by lr; penalty and window hardly mattered (weights/README.md). siamrpnban runs the SiamRPN
-# and the SiamBAN heads together and answers as a SiamRPN (siamcli.models.lite.LiteMixed).
+# 223 px ones (9x9 score map): a faster search branch at the same accuracy, where smaller crops lost
+# some (weights/README.md). lr, aspect_lr, penalty_k and window influence per model were chosen by
+# scripts/tune_tracker.py on synthetic sequences (training sources, unseen seeds), not on the real
+# sequences they are scored on. These heads' aspect predictions are worse than none, so the box's
+# aspect follows them at 0.01 and its scale at lr. siamrpnban runs the SiamRPN and the SiamBAN heads
+# together and answers as a SiamRPN (siamcli.models.lite.LiteMixed).
 _LITE = TrackerParams(stride=16, base_size=2, instance_size=223, input_order="rgb", box_units="target",
                       anchor_ratios=(1.0,), anchor_scales=(1.0,),
                       window_influence=0.490, penalty_k=0.150, lr=0.385)
@@ -102,9 +95,7 @@ MODELS: Dict[str, ModelSpec] = {
 }
 
 
-#: the model used when none is named: the bundled model that measured best on shared/data/seqs
-#: (session 12, mean IoU over ten starts a sequence: siamrpnban 0.690, siamrpn 0.685, siamban 0.658;
-#: weights/README.md)
+#: the model used when none is named: the most accurate of the bundled models (weights/README.md)
 DEFAULT_MODEL = "siamrpnban"
 
 

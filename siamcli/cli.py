@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__
 from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
 from .errors import SiamcliError
 
@@ -39,7 +38,7 @@ def _progress(total: Optional[int], quiet: bool) -> Progress:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="siamcli")
+@click.version_option(package_name="siamcli", prog_name="siamcli")
 def cli() -> None:
     """Real-time single-object tracking with Siamese networks (SiamRPN, SiamRPN++, SiamBAN, NanoTrack).
 
@@ -147,32 +146,23 @@ def _several(box) -> bool:
 
 
 def _create(model, config, weights, device, engine, precision, threads, onnx_files, crop, compile_=False,
-            cuda_graphs=False):
-    from dataclasses import replace
-
+            cuda_graphs=False, settings=None):
     from .api import create_tracker
 
-    tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
-                                   precision=precision, threads=threads, onnx_files=onnx_files or None,
-                                   compile=compile_, cuda_graphs=cuda_graphs)
-    if crop != tracker.params.crop:
-        tracker.params = replace(tracker.params, crop=crop)
-    return tracker, spec
+    return create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
+                          precision=precision, threads=threads, onnx_files=onnx_files or None,
+                          compile=compile_, cuda_graphs=cuda_graphs, settings={"crop": crop, **(settings or {})})
 
 
 def _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime, several=False, aspect_lr=None):
-    from dataclasses import replace
-
     from .tracking.multi import MultiTracker
     from .tracking.redetect import RedetectingTracker
 
     if several and redetect:
         raise SiamcliError("--redetect works with one target; give a single --init to use it")
-    tracker, spec = _create(model, config, weights, device, **runtime)
-    if lost_threshold is not None:
-        tracker.params = tracker.params.with_lost_threshold(lost_threshold)
-    if aspect_lr is not None:
-        tracker.params = replace(tracker.params, aspect_lr=aspect_lr)
+    settings = {name: value for name, value in (("lost_threshold", lost_threshold), ("aspect_lr", aspect_lr))
+                if value is not None}
+    tracker, spec = _create(model, config, weights, device, settings=settings, **runtime)
     if several:
         return MultiTracker(tracker.engine, tracker.params), spec
     return (RedetectingTracker(tracker) if redetect else tracker), spec
@@ -215,12 +205,15 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
 
 
 @cli.command("track")
-@click.argument("source")
+@click.argument("source", required=False)
+@click.option("--demo", is_flag=True,
+              help="Track the sample clip that ships with siamcli (a woman walking across a lawn, 120 frames) "
+                   "instead of SOURCE, from her box on its first frame unless --init is given.")
 @_output_options
 @_engine_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, aspect_lr,
-              redetect, device, max_frames, quiet, **runtime) -> None:
+def track_cmd(source, demo, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold,
+              aspect_lr, redetect, device, max_frames, quiet, **runtime) -> None:
     """Track one target through SOURCE, a video file or a folder of frames.
 
     Boxes are written frame by frame (row 0 is the initial box with score 1),
@@ -231,6 +224,15 @@ def track_cmd(source, model, config, weights, init_box, init_file, output, fmt, 
     from .io.sources import open_source
 
     box = _first_box(init_box, init_file)
+    if demo:
+        from .demo import DEMO_BOX, demo_video
+
+        if source is not None:
+            raise SiamcliError("give either SOURCE or --demo, not both")
+        source = str(demo_video())
+        box = DEMO_BOX if box is None else box
+    elif source is None:
+        raise SiamcliError("missing SOURCE: give a video file or a folder of frames (or --demo for the sample clip)")
     with open_source(source) as frames:
         tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
                                        several=_several(box), aspect_lr=aspect_lr)

@@ -6,3 +6,9 @@ class SiamcliError(Exception):
 
     Messages name the file or value at fault and, where there is one, the fix.
     """
+
+
+#: what to do when the cv2 module is missing: OpenCV comes through one of two extras, as its
+#: headless and GUI builds install the same module and must not be installed together
+OPENCV_MISSING = ("OpenCV is not installed: pip install 'siamcli[headless]' (no windows, for servers) or "
+                  "'siamcli[gui]' (windows to draw the first box and for webcam, and the CSRT/KCF baselines)")

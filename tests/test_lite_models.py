@@ -165,7 +165,8 @@ def test_track_runs_on_the_bundled_model_without_weights(synthetic_video, tmp_pa
 
 @pytest.mark.shared_data
 def test_bundled_default_follows_the_bag(tmp_path):
-    """The README's main command on pysot_bag.avi, scored against vot16_bag's ground truth."""
+    """`siamcli track` with the bundled default on pysot_bag.avi (as CI runs it from the wheel), scored against
+    vot16_bag's ground truth."""
     _bundled_or_skip()
     video = require_shared("data", "videos", "pysot_bag.avi")
     gt = np.loadtxt(require_shared("data", "seqs", "vot16_bag", "groundtruth_rect.txt"), delimiter=",")

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -84,8 +84,8 @@ def set_threads(threads: int) -> None:
 
     Before torch is first imported, OpenMP is also told to sleep rather than spin
     while waiting (unless the environment already says otherwise): on a busy
-    machine spinning threads of several workers starve each other, which made
-    2 threads per worker about 100x slower than 1 in our measurements.
+    machine spinning threads of several workers starve each other, and a worker
+    with 2 threads becomes many times slower than one with 1.
     """
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -114,7 +114,7 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
         set_threads(opts.threads)
         with open_source(job.video) as source:
             tracker, params = _tracker(job.model, job.config, job.weights, opts.device, opts.engine, opts.threads)
-            tracker.params = params if job.aspect_lr is None else replace(params, aspect_lr=job.aspect_lr)
+            tracker.params = params if job.aspect_lr is None else params.tuned(aspect_lr=job.aspect_lr)
             frames = iter(source)
             first = None
             for index, frame in enumerate(frames):

@@ -2,8 +2,8 @@
 
 :meth:`siamcli.tracking.tracker.SiameseTracker.pick` decodes the score map in numpy on the
 host: on a GPU that means reading every candidate back (2205 anchors x 6 values for alex)
-and 0.15-0.24 ms of numpy calls a frame, a fifth of the frame once the crop and the network
-run in one CUDA graph. :class:`CandidateSelector` does the same arithmetic in torch, inside
+and a series of numpy calls each frame, a large share of the frame once the crop and the
+network run in one CUDA graph. :class:`CandidateSelector` does the same arithmetic in torch, inside
 the graph: softmax, box decoding (anchors or points, absolute or relative to the current
 size), the scale/ratio change penalty, the cosine window, and the argmax over the usable
 candidates (finite, positive size), so only one row per sample comes back:

@@ -63,7 +63,7 @@ _NVIDIA_NODES = ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/dxg")
 
 
 def _cuda_available() -> bool:
-    # importing torch takes 1.5 s here: on Linux without an NVIDIA driver there is no CUDA to find
+    # importing torch takes seconds: on Linux without an NVIDIA driver there is no CUDA to find
     if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in _NVIDIA_NODES):
         return False
     try:

@@ -9,7 +9,7 @@ Remembered in ``$SIAMCLI_CACHE_DIR`` (default ``$XDG_CACHE_HOME/siamcli``, else
   the least recently used exports go once they hold more than ``SIAMCLI_CACHE_MAX_MB`` (2048);
 * on a CPU, onnxruntime's optimized form of the export instead (``onnx/<key>-ort<machine>.*.onnx``:
   fused and laid out for this CPU, so kept per CPU and onnxruntime version), loaded without
-  optimizing again (a ResNet-50's two sessions: 0.74 s instead of 1.4-1.8 s);
+  optimizing again, which roughly halves the time a ResNet-50's pair takes to load;
 * ``auto``'s measured choice of engine and precision (``choices.json``), keyed by the model, the
   candidates, the CPU, the thread count and the runtimes' versions: the probe builds and times every
   candidate (seconds to tens of seconds for a ResNet-50), and it is measured once per machine.

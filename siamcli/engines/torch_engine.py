@@ -101,15 +101,15 @@ class TorchEngine:
     once per input shape as a CUDA graph and replays it (CUDA only).
     ``channels_last`` (default: on a CPU in bf16 and int8, on CUDA in fp16) runs a copy of
     the network in channels-last memory, the only layout in which oneDNN uses AMX for bf16
-    convolutions (about 2x faster here) and cuDNN runs fp16 convs without transposing.
+    convolutions and cuDNN runs fp16 convs without transposing.
     ``fold_bn`` (default: on CUDA in fp16) folds the BatchNorms into the convs of a copy
-    (see :mod:`.fusion`; 1.1-1.7x in fp32 on this CPU, but not bit-identical). fp16 runs
+    (see :mod:`.fusion`; faster, but not bit-identical). fp16 runs
     a half copy of the network (no autocast). Plain fp32 (the default) computes exactly what the published
     trackers compute, which is what `tests/test_parity.py` checks. ``compile``
     runs the search branch through ``torch.compile`` (inductor, weights frozen and
     packed): the first frames take seconds to tens of seconds to compile, then
-    each frame is faster (bf16: 1.3-1.4x eager channels-last here; int8: 1.2-1.4x eager
-    int8, compiled again after each calibration). Needs a C++ compiler.
+    each frame is faster (int8 is compiled again after each calibration). Needs a C++
+    compiler. docs/performance.md has the measured figures.
 
     ``device_crop`` (default: on for CUDA) offers :meth:`track_regions`: the tracker hands
     over the whole frame and the squares to cut, and the crops are sampled on the device
@@ -159,7 +159,7 @@ class TorchEngine:
         half = precision == "fp16"
         if channels_last is None:
             # oneDNN's AMX kernels want channels-last, and so do cuDNN's fp16 tensor-core ones
-            # (in NCHW it transposes around every conv: 16 % of a ResNet-50's GPU time)
+            # (in NCHW it transposes around every conv)
             channels_last = precision in ("bf16", "int8") if self.device.type == "cpu" else half
         if fold_bn is None:
             # fp16 on CUDA: one kernel less per conv (BN), measured within the accuracy tolerance
@@ -170,7 +170,7 @@ class TorchEngine:
             model = fold_batch_norms(model) if fold_bn else copy.deepcopy(model)
         self.model = model.eval().to(self.device)
         # fp16 runs a half copy of the network, not autocast: autocast casts every weight
-        # again on each call (87 cast kernels a frame for a ResNet-50, 9 % of its GPU time)
+        # again on each call
         self._dtype = torch.float16 if half else torch.float32
         if half:
             self.model = self.model.half()

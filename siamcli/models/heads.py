@@ -48,7 +48,7 @@ def xcorr_depthwise(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     x = search.reshape(1, n * c, *search.shape[2:])
     # the kernels in plain (N*C, 1, h, w) order: a channels-last template (int8, channels-last
     # engines) would otherwise reshape to a strided weight that oneDNN copies, and the result would
-    # come out NCHW, copied again by the next channels-last conv (alex int8: 0.5 ms -> 0.2 ms a call)
+    # come out NCHW, copied again by the next channels-last conv
     k = kernel.contiguous().reshape(n * c, 1, *kernel.shape[2:])
     out = F.conv2d(x, k, groups=n * c)
     return out.reshape(n, c, *out.shape[2:])

@@ -27,7 +27,7 @@ experiment, ``scripts/train_default.py --taps``; the bundled models read block 1
 shared backbone and averages their raw output maps: heads trained alike from
 different seeds disagree a lot on real sequences, and their mean is steadier.
 The bundled weights are such ensembles of three (``siamrpn_lite0x3``,
-``siamban_lite0x3``); the heads add about 5 % to the backbone's time.
+``siamban_lite0x3``); the heads are cheap beside the backbone.
 :class:`LiteMixed` (``siamrpnban_lite0x3``) runs both families' three heads on the one backbone and
 averages the two families' answers in SiamRPN's form.
 """

@@ -1,8 +1,48 @@
 """Tracker hyper-parameters: one frozen dataclass, filled from presets or a config.yaml."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Optional, Tuple
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from ..errors import SiamcliError
+
+#: the settings a user may change on a model (``siamcli.Tracker(..., lr=0.3)``, ``--aspect-lr``,
+#: ``--lost-threshold``), with their type and bounds: how the tracker follows the network's
+#: answers. The network's geometry (sizes, stride, anchors, channel order) is fixed by its weights.
+TUNABLE: Dict[str, Tuple[Callable[[Any], Any], Optional[float], Optional[float]]] = {
+    "penalty_k": (float, 0.0, None),
+    "window_influence": (float, 0.0, 1.0),
+    "lr": (float, 0.0, 1.0),
+    "aspect_lr": (float, 0.0, 1.0),
+    "context_amount": (float, 0.0, None),
+    "min_size": (float, 0.0, None),
+    "uncertain_threshold": (float, 0.0, 1.0),
+    "lost_threshold": (float, 0.0, 1.0),
+    "recover_threshold": (float, 0.0, 1.0),
+    "lost_instance_size": (int, 1, None),
+    "redetect_growth": (int, 0, None),
+    "lost_window_influence": (float, 0.0, 1.0),
+    "crop": (str, None, None),
+}
+
+
+def _checked(name: str, value: Any) -> Any:
+    """``value`` as the :data:`TUNABLE` setting ``name`` takes it, or a :class:`SiamcliError`."""
+    cast, low, high = TUNABLE[name]
+    if cast is str or (name == "aspect_lr" and value is None):  # None: width and height move alike
+        return value
+    try:
+        number = float(value)
+        if isinstance(value, bool) or not math.isfinite(number) or (cast is int and number != int(number)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SiamcliError(f"tracker setting {name} must be {'an integer' if cast is int else 'a number'}, "
+                           f"got {value!r}") from None
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise SiamcliError(f"tracker setting {name} must be {bounds}, got {value!r}")
+    return cast(number)
 
 
 @dataclass(frozen=True)
@@ -94,4 +134,23 @@ class TrackerParams:
 
     def with_lost_threshold(self, lost: float) -> "TrackerParams":
         """These params with the lost threshold ``lost``; the uncertain threshold is raised to it if lower."""
-        return replace(self, lost_threshold=lost, uncertain_threshold=max(self.uncertain_threshold, lost))
+        return self.tuned(lost_threshold=lost)
+
+    def tuned(self, **settings: Any) -> "TrackerParams":
+        """These params with the :data:`TUNABLE` ``settings`` changed.
+
+        A lost threshold above the uncertain one raises the uncertain threshold to it
+        (unless both are given). Unknown names and bad values raise :class:`SiamcliError`,
+        naming the valid settings or the allowed range.
+        """
+        unknown = [name for name in settings if name not in TUNABLE]
+        if unknown:
+            raise SiamcliError(f"unknown tracker setting{'s' if len(unknown) > 1 else ''} "
+                               f"{', '.join(map(repr, unknown))}; valid settings: {', '.join(TUNABLE)}")
+        changes = {name: _checked(name, value) for name, value in settings.items()}
+        if "lost_threshold" in changes and "uncertain_threshold" not in changes:
+            changes["uncertain_threshold"] = max(self.uncertain_threshold, changes["lost_threshold"])
+        try:
+            return replace(self, **changes)
+        except ValueError as exc:
+            raise SiamcliError(f"tracker settings: {exc}") from None

@@ -26,8 +26,8 @@ Box = Tuple[float, float, float, float]
 CALIBRATION_CROPS = 16
 #: with an engine that crops on its device and leaves the choice to the tracker
 #: (``device_select=None``), the best candidate is picked on the device from this many candidates
-#: up: on an H200, alex's 2205 anchors went from 0.99 to 0.71 ms a frame that way, while maps of
-#: 121-625 candidates gained nothing (the selector's small kernels cost about 0.1 ms of GPU time)
+#: up: the selector's small kernels cost GPU time that only a large map's pick on the host repays
+#: (docs/performance.md)
 DEVICE_SELECT_CANDIDATES = 1000
 
 

@@ -1,0 +1,1 @@
+"""The tracker loop: crop, anchors and points, decoding, loss states, re-detection, several targets."""
