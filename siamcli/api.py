@@ -97,13 +97,14 @@ def create_tracker(
     """
     from .engines.factory import make_engine
 
-    spec = resolve_spec(model, config)
     engine = engine or ("onnx" if onnx_files else "torch")
     precision = precision or "fp32"
     if onnx_files:
         runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
                              onnx_files=onnx_files, compile=compile)
+        spec = onnx_spec(runner, model, config, onnx_files)
         return SiameseTracker(runner, spec.params), spec
+    spec = resolve_spec(model, config)
     from .engines.factory import checkpoint_source
 
     # the network is built (and the checkpoint read) only if the engine needs it: a remembered
@@ -112,3 +113,36 @@ def create_tracker(
     runner = make_engine(source, engine=engine, precision=precision, device=device, threads=threads,
                          cuda_graphs=cuda_graphs, instance_size=spec.params.instance_size, compile=compile)
     return SiameseTracker(runner, spec.params), spec
+
+
+def onnx_spec(runner, model: Optional[str], config: Optional[PathLike], files: Sequence[PathLike]) -> ModelSpec:
+    """The model whose tracker settings run the ONNX files of ``runner``: the one their metadata
+    names (``siamcli export`` records it), checked against ``model`` / ``config`` when given.
+
+    The graphs of one network run with the settings of another give boxes that look plausible
+    and are wrong, so a mismatch is refused rather than run.
+    """
+    from .catalog import MODELS
+    from .export import ARCHITECTURE_KEY, MODEL_KEY
+
+    labels = getattr(runner, "metadata", None) or {}
+    recorded, architecture = labels.get(MODEL_KEY), labels.get(ARCHITECTURE_KEY)
+    names = " ".join(str(f) for f in files)
+    if model or config:
+        spec = resolve_spec(model, config)
+        if recorded and architecture and architecture != spec.architecture:
+            fix = f"-m {recorded}" if recorded in MODELS else "the --config they were exported with"
+            raise SiamcliError(f"{names} were exported from {recorded}, which {spec.name} is not: "
+                               f"run them with {fix}")
+        return spec
+    if recorded:
+        if recorded not in MODELS:
+            raise SiamcliError(f"{names} were exported from {recorded}, a model built from a config: "
+                               "add the --config they were exported with")
+        return get_spec(recorded)
+    from .engines.onnx_engine import OnnxPairEngine
+
+    if isinstance(runner, OnnxPairEngine):
+        raise SiamcliError(f"{names} name no model (NanoTrack's published backbone and head carry none): "
+                           "add `-m nanotrack_v2` (or the NanoTrack version they belong to)")
+    raise SiamcliError(f"{names} name no model in their metadata: add -m with the model they were exported from")
