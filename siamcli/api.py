@@ -127,13 +127,12 @@ def onnx_spec(runner, model: Optional[str], config: Optional[PathLike], files: S
 
     labels = getattr(runner, "metadata", None) or {}
     recorded, architecture = labels.get(MODEL_KEY), labels.get(ARCHITECTURE_KEY)
-    names = " ".join(str(f) for f in files)
+    names = " and ".join(str(f) for f in files)
     if model or config:
         spec = resolve_spec(model, config)
         if recorded and architecture and architecture != spec.architecture:
             fix = f"-m {recorded}" if recorded in MODELS else "the --config they were exported with"
-            raise SiamcliError(f"{names} were exported from {recorded}, which {spec.name} is not: "
-                               f"run them with {fix}")
+            raise SiamcliError(f"{names} were exported from model {recorded}, not {spec.name}: run them with {fix}")
         return spec
     if recorded:
         if recorded not in MODELS:

@@ -65,7 +65,8 @@ def models_cmd() -> None:
     console = Console()
     # a table squeezed into a narrow terminal cuts the names short (siamrp...), and a pipe is read
     # by programs: both get one tab-separated line per model, whole
-    if console.is_terminal and console.measure(table).maximum <= console.width:
+    natural = console.measure(table, options=console.options.update(max_width=10_000)).maximum
+    if console.is_terminal and natural <= console.width:
         console.print(table)
     else:
         for row in (columns, *rows):
@@ -472,11 +473,8 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     sequences, failed = scan_sequences(dataset)
     outputs = [output("--json", json_path)] if json_path else []
     outputs += [output("--report", report_dir, folder=True)] if report_dir else []
-    seq_inputs = [Path(dataset)] + [f.parent for s in sequences for f in s.frames[:1]]
-    seq_inputs += [Path(dataset) / name / GROUNDTRUTH for name in {s.name for s in sequences}]
-    check_outputs(outputs, [*seq_inputs, Path(dataset) / GROUNDTRUTH, *_model_inputs(weights, config,
-                                                                                      runtime.get("onnx_files"),
-                                                                                      None)])
+    seq_inputs = [p for s in sequences for p in (s.folder, s.folder / GROUNDTRUTH, s.frames[0].parent)]
+    check_outputs(outputs, [*seq_inputs, *_model_inputs(weights, config, runtime.get("onnx_files"), None)])
     runs = {}
     for seq in list(sequences):
         try:

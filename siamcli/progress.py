@@ -11,11 +11,14 @@ from rich.progress import Progress
 @contextmanager
 def progress_display(*columns, console: Console, quiet: bool) -> Iterator[Progress]:
     """A rich :class:`Progress` with ``columns``. The finished bar stays on screen; a failing
-    command's bar is taken away, so its error is the one line it prints."""
+    command's bar is taken away (and the blank line rich ends a non-terminal display with is
+    left out), so its error is the one line it prints."""
     progress = Progress(*columns, console=console, disable=quiet, transient=False)
-    with progress:
-        try:
-            yield progress
-        except BaseException:
-            progress.live.transient = True
-            raise
+    progress.start()
+    try:
+        yield progress
+    except BaseException:
+        progress.live.transient = True
+        progress.live.stop()
+        raise
+    progress.stop()

@@ -174,8 +174,8 @@ def check_batch_outputs(jobs: List[Job], opts: RunOptions) -> None:
     for job in jobs:
         if job.error:
             continue
-        outputs.append(output(f"the trajectory of {job.id}", out_dir / output_name(job.id, opts.fmt)))
+        outputs.append(output("the trajectory", out_dir / output_name(job.id, opts.fmt)))
         if opts.video_dir:
-            outputs.append(output(f"the video of {job.id}", video_path(opts, job.id)))
+            outputs.append(output("the video", video_path(opts, job.id)))
     inputs = {j.video for j in jobs if j.video} | {w for j in jobs for w in (j.weights, j.config) if w}
     check_outputs(outputs, sorted(inputs))

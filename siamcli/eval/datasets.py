@@ -25,6 +25,8 @@ class Sequence:
     #: why fewer frames are scored than the folder holds (ground truth and frames of different
     #: lengths), or None
     note: Optional[str] = None
+    #: the sequence's folder (its ground truth lies there)
+    folder: Optional[Path] = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -70,7 +72,7 @@ def load_sequence(folder: Path) -> Sequence:
                 f"the frames from {len(gt)} on are neither tracked nor scored")
     elif len(gt) > len(frames):
         note = f"{GROUNDTRUTH} has {len(gt)} boxes for {len(frames)} frames: the extra boxes are not used"
-    return Sequence(folder.name, frames[:n], gt[:n], note)
+    return Sequence(folder.name, frames[:n], gt[:n], note, folder)
 
 
 def scan_sequences(root: Union[str, Path]) -> Tuple[List[Sequence], List[Tuple[str, str]]]:
