@@ -110,14 +110,15 @@ def create_tracker(
     """
     from .engines.factory import make_engine
 
-    spec = resolve_spec(model, config)
-    params = spec.params.tuned(**(settings or {}))
     engine = engine or ("onnx" if onnx_files else "torch")
     precision = precision or "fp32"
     if onnx_files:
         runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
                              onnx_files=onnx_files, compile=compile)
-        return SiameseTracker(runner, params), spec
+        spec = onnx_spec(runner, model, config, onnx_files)
+        return SiameseTracker(runner, spec.params.tuned(**(settings or {}))), spec
+    spec = resolve_spec(model, config)
+    params = spec.params.tuned(**(settings or {}))
     from .engines.factory import checkpoint_source
 
     # the network is built (and the checkpoint read) only if the engine needs it: a remembered

@@ -274,10 +274,8 @@ def bench(
     """
     from .api import create_tracker, resolve_spec, resolve_weights
 
-    spec = resolve_spec(model, config)
-    if not onnx_files or (weights is None and spec.bundled):
-        # the network's weights; with ONNX files only a bundled model's, for the baseline
-        weights = resolve_weights(spec, weights)
+    if not onnx_files:
+        weights = resolve_weights(resolve_spec(model, config), weights)
     frames, gt, count = open_source(source, max_frames)
     if count and count < 2:
         raise SiamcliError(f"{source} has {count} frame; the benchmark needs at least 2")
@@ -296,6 +294,9 @@ def bench(
                                    precision=precision, threads=threads, onnx_files=onnx_files,
                                    cuda_graphs=cuda_graphs, compile=compile)
     engine_ms = (time.perf_counter() - started) * 1000
+    if onnx_files and weights is None and spec.bundled:
+        # the model the ONNX files name (siamcli.api.onnx_spec): its bundled weights, for the baseline
+        weights = resolve_weights(spec, None)
     result: Dict[str, Any] = {
         "model": spec.name, "source": str(source), "engine": tracker.engine.name,
         "precision": getattr(tracker.engine, "precision", None), "threads": threads,

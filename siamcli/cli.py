@@ -9,11 +9,13 @@ from typing import Optional
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
+from .cli_options import THREADS
 from .errors import SiamcliError
+from .progress import progress_display
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 BUNDLED = ", ".join(BUNDLED_MODELS)
@@ -24,17 +26,10 @@ WEIGHTS_HELP = ("Checkpoint (.pth state dict or training snapshot). "
 DEVICE_HELP = "cpu, cuda, or auto (CUDA when available)."
 
 
-def _progress(total: Optional[int], quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[fps]:>6.1f} fps"),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=False,
-    )
+def _progress(quiet: bool):
+    return progress_display(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[fps]:>6.1f} fps"), TimeRemainingColumn(),
+                            console=err_console, quiet=quiet)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,14 +50,26 @@ def models_cmd() -> None:
     """List the models siamcli knows, with their tracker settings."""
     from .catalog import MODELS
 
-    table = Table("model", "family", "instance", "score map", "penalty_k", "window", "lr", "description")
+    columns = ("model", "family", "instance", "score map", "penalty_k", "window", "lr", "description")
+    rows = []
     for spec in MODELS.values():
         p = spec.params
-        table.add_row(spec.name, "anchors" if p.family == "rpn" else "points", str(p.instance_size),
-                      f"{p.score_size}x{p.score_size}", f"{p.penalty_k:.3g}", f"{p.window_influence:.3g}",
-                      f"{p.lr:.3g}" if p.aspect_lr is None else f"{p.lr:.3g} (aspect {p.aspect_lr:.3g})",
-                      spec.summary)
-    Console().print(table)
+        rows.append((spec.name, "anchors" if p.family == "rpn" else "points", str(p.instance_size),
+                     f"{p.score_size}x{p.score_size}", f"{p.penalty_k:.3g}", f"{p.window_influence:.3g}",
+                     f"{p.lr:.3g}" if p.aspect_lr is None else f"{p.lr:.3g} (aspect {p.aspect_lr:.3g})",
+                     spec.summary))
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    # a table squeezed into a narrow terminal cuts the names short (siamrp...), and a pipe is read
+    # by programs: both get one tab-separated line per model, whole
+    natural = console.measure(table, options=console.options.update(max_width=10_000)).maximum
+    if console.is_terminal and natural <= console.width:
+        console.print(table)
+    else:
+        for row in (columns, *rows):
+            click.echo("\t".join(row))
 
 
 def _output_options(fn):
@@ -76,7 +83,11 @@ def _output_options(fn):
                           "network pass (the box file gains a target column). Without it (or --init-file) "
                           "a window opens to draw the box."),
         click.option("--init-file", type=click.Path(dir_okay=False),
-                     help="Read the first box from the first line of this file (x,y,w,h; commas, spaces or tabs)."),
+                     help="Read the first box from the first line of this file (x,y,w,h; commas, spaces or "
+                          "tabs; 0-based pixels unless --one-based)."),
+        click.option("--one-based", is_flag=True,
+                     help="The first box's x and y count from 1, as in OTB's groundtruth_rect.txt files "
+                          "(the boxes written stay 0-based)."),
         click.option("--output", "-o",
                      help="Box file, written frame by frame. Default: <source name>_boxes.<format>"),
         click.option("--format", "fmt", type=click.Choice(["csv", "json", "mot", "otb"]),
@@ -90,7 +101,9 @@ def _output_options(fn):
                           "box's shape. Default per model (`siamcli models`; the published models move width "
                           "and height alike)."),
         click.option("--redetect", is_flag=True,
-                     help="While lost, keep the last confident box and widen the search until the target is found."),
+                     help="While lost, keep the last confident box and widen the search until the target is "
+                          "found (with NanoTrack's published ONNX pair, whose head takes one search size, "
+                          "the search does not widen)."),
         click.option("--device", default="auto", show_default=True, help=DEVICE_HELP),
         click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames."),
     ]
@@ -109,7 +122,8 @@ def _engine_options(fn):
                      show_default=True, help="Numeric precision (auto: fp32 unless a reduced one is verified "
                      "for this model to keep mean IoU within 0.01). int8: torch engine on a CPU, calibrated on "
                      "the first frame; check its accuracy with `siamcli eval`."),
-        click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads of the runtime."),
+        click.option("--threads", type=THREADS,
+                     help="Intra-op threads of the runtime (at most the cores siamcli may use)."),
         click.option("--onnx", "onnx_files", nargs=2, type=click.Path(dir_okay=False), metavar="A.onnx B.onnx",
                      help="Run two ONNX files instead of --weights: template.onnx search.onnx from "
                           "`siamcli export`, or NanoTrack's backbone.onnx head.onnx."),
@@ -127,17 +141,23 @@ def _engine_options(fn):
     return fn
 
 
-def _first_box(init_box, init_file: Optional[str]):
-    """The first box (one target), a list of boxes (several ``--init``), or None (draw it)."""
+def _first_box(init_box, init_file: Optional[str], one_based: bool = False):
+    """The first box (one target), a list of boxes (several ``--init``), or None (draw it); with
+    ``one_based`` the boxes' x and y are moved to siamcli's 0-based pixels."""
     from .io.boxes import parse_box, read_box_file
 
     if init_box and init_file is not None:
         raise SiamcliError("give either --init or --init-file, not both")
     if init_file is not None:
-        return read_box_file(init_file)
-    if not init_box:
+        boxes = [read_box_file(init_file)]
+    elif init_box:
+        boxes = [parse_box(text) for text in init_box]
+    else:
+        if one_based:
+            raise SiamcliError("--one-based applies to a box given with --init or --init-file")
         return None
-    boxes = [parse_box(text) for text in init_box]
+    if one_based:
+        boxes = [(x - 1, y - 1, w, h) for x, y, w, h in boxes]
     return boxes[0] if len(boxes) == 1 else boxes
 
 
@@ -174,22 +194,65 @@ def _default_output(name: str, fmt: Optional[str]) -> Path:
     return Path(f"{name or 'track'}_boxes{WRITERS[fmt or 'csv'].suffix}")
 
 
+def _check_run_outputs(out_path: Path, output_given: bool, save_video: Optional[str], inputs) -> None:
+    """Refuse outputs that cannot be written, or that would overwrite an input or each other,
+    before a frame is read."""
+    from .io.outputs import check_outputs, output
+    from .io.writers import check_video_path
+
+    outputs = [output("-o" if output_given else "the box file", out_path)]
+    if save_video:
+        check_video_path(save_video)
+        outputs.append(output("--save-video", save_video))
+    check_outputs(outputs, inputs)
+
+
+def _kept(boxes, video) -> str:
+    """What a run that stopped on an error leaves: '; 12 boxes kept in a.csv, ...'."""
+    parts = []
+    if boxes.rows and not boxes.failed:
+        parts.append(f"{boxes.rows} box{'es' if boxes.rows > 1 else ''} kept in {boxes.path}")
+    if video is not None and video.frames and video.path.exists():
+        parts.append(f"{video.frames} frame{'s' if video.frames > 1 else ''} in {video.path}")
+    return "; " + ", ".join(parts) if parts else ""
+
+
+def _close_after_error(boxes, video) -> None:
+    for sink in (boxes, video):
+        if sink is None:
+            continue
+        try:
+            sink.close()
+        except SiamcliError:  # the error that stopped the run is the one to report
+            pass
+
+
 def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, *, controls=None,
-                    max_frames=None, duration=None, progress_total=None, quiet=False) -> None:
+                    max_frames=None, duration=None, progress_total=None, quiet=False, first_index=0) -> None:
     from .io.writers import AnnotatedVideoWriter, open_box_writer
     from .runloop import run_tracking
 
     video = AnnotatedVideoWriter(save_video, source.fps) if save_video else None
+    boxes = open_box_writer(out_path, fmt, multi_target=_several(init_box))
     try:
-        with open_box_writer(out_path, fmt, multi_target=_several(init_box)) as boxes, \
-                _progress(progress_total, quiet) as bar:
+        with _progress(quiet) as bar:
             task = bar.add_task(spec.name, total=progress_total, fps=0.0)
             report = run_tracking(source, tracker, boxes, init_box=init_box, video_writer=video,
                                   controls=controls, max_frames=max_frames, duration=duration, label=spec.name,
+                                  first_index=first_index,
                                   on_frame=lambda i, r, fps: bar.update(task, advance=1, fps=fps))
-    finally:
-        if video:
+    except SiamcliError as exc:
+        _close_after_error(boxes, video)
+        raise SiamcliError(f"{exc}{_kept(boxes, video)}") from None
+    except BaseException:
+        _close_after_error(boxes, video)
+        raise
+    boxes.close()
+    if video:
+        try:
             video.close()
+        except SiamcliError as exc:
+            raise SiamcliError(f"{exc}{_kept(boxes, None)}") from None
     outputs = f"boxes: {out_path}" + (f", video: {save_video}" if save_video else "")
     for message in report.box_warnings:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
@@ -204,16 +267,24 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
                       f"{outputs}", highlight=False)
 
 
+def _model_inputs(weights, config, onnx_files, init_file):
+    """Files a run reads besides its source: no output may take their place."""
+    return [p for p in (weights, config, init_file, *(onnx_files or ())) if p]
+
+
 @cli.command("track")
 @click.argument("source", required=False)
 @click.option("--demo", is_flag=True,
               help="Track the sample clip that ships with siamcli (a woman walking across a lawn, 120 frames) "
                    "instead of SOURCE, from her box on its first frame unless --init is given.")
 @_output_options
+@click.option("--start-frame", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Start on this frame (0-based): the first box is drawn or given on it, and the box "
+                   "file's frame numbers count from the source's first frame.")
 @_engine_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def track_cmd(source, demo, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold,
-              aspect_lr, redetect, device, max_frames, quiet, **runtime) -> None:
+def track_cmd(source, demo, model, config, weights, init_box, init_file, one_based, output, fmt, save_video,
+              lost_threshold, aspect_lr, redetect, device, max_frames, start_frame, quiet, **runtime) -> None:
     """Track one target through SOURCE, a video file or a folder of frames.
 
     Boxes are written frame by frame (row 0 is the initial box with score 1),
@@ -223,7 +294,7 @@ def track_cmd(source, demo, model, config, weights, init_box, init_file, output,
     from .io.select import select_box
     from .io.sources import open_source
 
-    box = _first_box(init_box, init_file)
+    box = _first_box(init_box, init_file, one_based)
     if demo:
         from .demo import DEMO_BOX, demo_video
 
@@ -233,7 +304,11 @@ def track_cmd(source, demo, model, config, weights, init_box, init_file, output,
         box = DEMO_BOX if box is None else box
     elif source is None:
         raise SiamcliError("missing SOURCE: give a video file or a folder of frames (or --demo for the sample clip)")
+    out_path = Path(output) if output else _default_output(Path(source).stem, fmt)
+    _check_run_outputs(out_path, bool(output), save_video,
+                       [source, *_model_inputs(weights, config, runtime.get("onnx_files"), init_file)])
     with open_source(source) as frames:
+        frames.start_at(start_frame)
         tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
                                        several=_several(box), aspect_lr=aspect_lr)
         if box is None:
@@ -241,12 +316,11 @@ def track_cmd(source, demo, model, config, weights, init_box, init_file, output,
             first = next(rest)
             box = select_box(first)
             frames = _Prepend(first, rest, frames)
-        out_path = Path(output) if output else _default_output(Path(source).stem, fmt)
-        total = frames.frame_count
+        total = max(frames.frame_count - start_frame, 0) if frames.frame_count else None
         if max_frames is not None:
             total = min(total, max_frames) if total else max_frames
         _run_and_report(frames, tracker, spec, out_path, fmt, save_video, box, max_frames=max_frames,
-                        progress_total=total, quiet=quiet)
+                        progress_total=total, quiet=quiet, first_index=start_frame)
 
 
 class _Prepend:
@@ -272,8 +346,8 @@ class _Prepend:
               help="Stop after this many seconds.")
 @click.option("--no-display", is_flag=True, help="Run without a window (needs --init or --init-file).")
 @_engine_options
-def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt, save_video, lost_threshold, aspect_lr,
-               redetect, device, max_frames, duration, no_display, **runtime) -> None:
+def webcam_cmd(camera, model, config, weights, init_box, init_file, one_based, output, fmt, save_video,
+               lost_threshold, aspect_lr, redetect, device, max_frames, duration, no_display, **runtime) -> None:
     """Track live from a camera or stream, in a window showing the box, score and fps.
 
     \b
@@ -291,9 +365,13 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
     from .io.sources import open_camera
     from .io.window import LiveWindow, require_display
 
-    box = _first_box(init_box, init_file)
+    box = _first_box(init_box, init_file, one_based)
     if no_display and box is None:
         raise SiamcliError("--no-display needs the first box: pass --init x,y,w,h or --init-file FILE")
+    out_path = Path(output) if output else _default_output("webcam", fmt)
+    camera_file = [camera] if not str(camera).strip().isdigit() and "://" not in str(camera) else []
+    _check_run_outputs(out_path, bool(output), save_video,
+                       [*camera_file, *_model_inputs(weights, config, runtime.get("onnx_files"), init_file)])
     if not no_display:
         require_display("run with --no-display and --init x,y,w,h for headless tracking")
     tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
@@ -303,7 +381,6 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, output, fmt,
             err_console.print(f"skipped {frames.skipped} warm-up frames from {frames.label}")
         window = None if no_display else LiveWindow(f"siamcli {spec.name} - s: select, p: pause, q: quit")
         try:
-            out_path = Path(output) if output else _default_output("webcam", fmt)
             _run_and_report(frames, tracker, spec, out_path, fmt, save_video, box, controls=window,
                             max_frames=max_frames, duration=duration, quiet=True)
         finally:
@@ -379,36 +456,69 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     from the first frame by default; --starts and --sre run OTB's
     robustness evaluations (the "runs" column counts the starts averaged).
 
+    A sequence that cannot be scored (an unreadable ground-truth file, a frame
+    that does not decode) is reported on stderr and left out of every table;
+    the others are scored, and the exit code is then 1. Ground truth shorter
+    than the frames is scored as far as it goes, with a warning.
+
     \b
     Example:
       siamcli eval seqs/ -m nanotrack_v2 -w nanotrackv2.pth --compare csrt --compare kcf --report report/
       siamcli eval seqs/ -m siamrpn --compare nanotrack_v2=nanotrackv2.pth --starts 10
     """
-    from .eval.datasets import find_sequences
+    from .eval.datasets import GROUNDTRUTH, scan_sequences
     from .eval.runner import robustness_runs, run_length, summarise, track_runs
+    from .io.outputs import check_outputs, output
 
     if report_dir and (starts > 1 or sre):
         raise SiamcliError("--report plots one-pass results: leave out --starts and --sre, or --report")
-    sequences = find_sequences(dataset)
-    runs = {seq.name: robustness_runs(seq, starts, sre) for seq in sequences}
+    sequences, failed = scan_sequences(dataset)
+    outputs = [output("--json", json_path)] if json_path else []
+    outputs += [output("--report", report_dir, folder=True)] if report_dir else []
+    seq_inputs = [p for s in sequences for p in (s.folder, s.folder / GROUNDTRUTH, s.frames[0].parent)]
+    check_outputs(outputs, [*seq_inputs, *_model_inputs(weights, config, runtime.get("onnx_files"), None)])
+    runs = {}
+    for seq in list(sequences):
+        try:
+            runs[seq.name] = robustness_runs(seq, starts, sre)
+        except SiamcliError as exc:
+            failed.append((seq.name, str(exc)))
+            sequences.remove(seq)
+    if not sequences:
+        _no_sequence_scored(failed)
     trackers = []
     if model or config or not compare:  # neither: the bundled default model
         tracker, spec = _create(model, config, weights, device, **runtime)
         trackers.append((spec.name, tracker))
     trackers += _compare_trackers(compare, device, runtime)
+    for seq in sequences:
+        if seq.note:
+            err_console.print(f"[yellow]warning:[/] sequence {seq.name}: {seq.note}", highlight=False)
 
     total = sum(run_length(s, r) for s in sequences for r in runs[s.name]) * len(trackers)
     results_by_tracker = {}
-    with _progress(total, quiet) as bar:
+    with _progress(quiet) as bar:
         task = bar.add_task("eval", total=total, fps=0.0)
         for label, tracker in trackers:
             results = []
             for seq in sequences:
+                if seq.name in dict(failed):
+                    continue
                 bar.update(task, description=f"{label} {seq.name}")
-                res = track_runs(tracker, seq, runs[seq.name], on_frame=lambda: bar.advance(task))
+                try:
+                    res = track_runs(tracker, seq, runs[seq.name], on_frame=lambda: bar.advance(task))
+                except SiamcliError as exc:  # this sequence only: the others are still scored
+                    failed.append((seq.name, str(exc)))
+                    continue
                 bar.update(task, advance=len(runs[seq.name]), fps=res.fps)
                 results.append(res)
             results_by_tracker[label] = results
+    bad = dict(failed)
+    results_by_tracker = {label: [r for r in results if r.name not in bad]
+                          for label, results in results_by_tracker.items()}
+    sequences = [s for s in sequences if s.name not in bad]
+    if not sequences:
+        _no_sequence_scored(failed)
 
     docs = []
     console = Console(width=120)
@@ -434,10 +544,21 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
                "engine": getattr(getattr(trackers[0][1], "engine", None), "name", None)}
         if len(docs) > 1:
             doc["compared"] = docs[1:]
-        try:
-            Path(json_path).write_text(json.dumps(doc, indent=2) + "\n")
-        except OSError as exc:
-            raise SiamcliError(f"cannot write {json_path}: {exc.strerror}") from None
+        if failed:
+            doc["failed"] = [{"name": name, "error": reason} for name, reason in failed]
+        from .io.files import write_file_atomically
+
+        write_file_atomically(json_path, (json.dumps(doc, indent=2) + "\n").encode())
+    for name, reason in failed:
+        err_console.print(f"siamcli: error: sequence {name} not scored: {reason}", highlight=False, markup=False)
+    if failed:
+        sys.exit(1)
+
+
+def _no_sequence_scored(failed) -> None:
+    name, reason = failed[0]
+    more = f" (and {len(failed) - 1} more sequences failed)" if len(failed) > 1 else ""
+    raise SiamcliError(f"sequence {name} not scored: {reason}{more}")
 
 
 def _register_extra_commands() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import time
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .cli_options import THREADS
 from .errors import SiamcliError
+from .progress import progress_display
 
 _console = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -27,7 +29,7 @@ def _formats():
               help="Trajectory file format, as `track --format` writes it (csv: frame,x,y,w,h,score,...).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1),
               help="Videos tracked at once (worker processes, or Ray tasks in flight). Default: the usable cores.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--threads", type=THREADS, default=1, show_default=True,
               help="Compute threads per worker. With 1, trajectories do not depend on --jobs "
                    "(more threads change the order of float sums).")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="onnx", show_default=True,
@@ -39,11 +41,15 @@ def _formats():
 @click.option("--aspect-lr", type=click.FloatRange(0, 1),
               help="Learning rate of the box's aspect (w/h) for rows without an aspect_lr column, as "
                    "`track --aspect-lr`. Default: the model's own.")
+@click.option("--max-frames", type=click.IntRange(min=1),
+              help="Track at most this many frames of each video (its first box's frame included).")
+@click.option("--save-video", "video_dir", metavar="DIR",
+              help="Also write each video with its box drawn, as DIR/<id>.mp4 (local executor).")
 @click.option("--no-resume", is_flag=True, help="Redo every video, even those an earlier run finished.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.pass_context
 def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads, engine, executor, ray_address,
-              device, aspect_lr, no_resume, quiet) -> None:
+              device, aspect_lr, max_frames, video_dir, no_resume, quiet) -> None:
     """Track every video of MANIFEST and write one trajectory per video to OUTDIR.
 
     MANIFEST is a CSV with a header: video,x,y,w,h (first box, 0-based pixels)
@@ -53,7 +59,9 @@ def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads
     Each trajectory is written under a temporary name and renamed when whole.
     Rerunning the same command skips the videos already done and redoes the
     rest; a video that fails is recorded in OUTDIR/summary.csv with its error
-    and the others go on. Exit code 0: all succeeded; 1: some failed.
+    and the others go on. Exit code 0: all succeeded; 1: some failed; 2: the
+    batch could not run or had to stop (a full disk: one line, summary.csv
+    kept where it fits, no temporary file left; rerun to go on).
 
     \b
     Examples:
@@ -72,15 +80,8 @@ def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads
     job_list = read_manifest(manifest, Defaults(model=model, config=config, weights=weights,
                                                 aspect_lr=aspect_lr))
     jobs = jobs or usable_cores()
-    opts = RunOptions(out_dir=out_dir, fmt=fmt, device=device, threads=threads, engine=engine)
-
-    progress = Progress(
-        TextColumn("[bold]videos"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"),
-        TextColumn("{task.fields[fps]:>6.1f} frames/s"),
-        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-        console=_console, disable=quiet, transient=False,
-    )
+    opts = RunOptions(out_dir=out_dir, fmt=fmt, device=device, threads=threads, engine=engine,
+                      max_frames=max_frames, video_dir=video_dir)
     state = {"task": None, "frames": 0, "failed": 0, "t0": time.perf_counter()}
 
     def on_start(to_run: int, skipped: int) -> None:
@@ -96,12 +97,18 @@ def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads
         elapsed = time.perf_counter() - state["t0"]
         progress.update(state["task"], advance=1, failed=state["failed"],
                         fps=state["frames"] / elapsed if elapsed > 0 else 0.0)
+        if record.get("halt"):
+            return  # the batch stops: its one line says why
         if record["status"] != "ok" and not quiet:
             progress.console.print(f"[red]failed[/] {record['id']}: {record['error']}", markup=True)
         elif record.get("error") and not quiet:  # done, with warnings (each prefixed "warning: ")
             progress.console.print(f"[yellow]{record['id']}[/]: {record['error']}", markup=True)
 
-    with progress:
+    with progress_display(TextColumn("[bold]videos"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[failed]} failed"),
+                          TextColumn("{task.fields[fps]:>6.1f} frames/s"),
+                          TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                          console=_console, quiet=quiet) as progress:
         result = run_batch(job_list, opts, workers=jobs, executor=executor, ray_address=ray_address,
                            resume=not no_resume, on_start=on_start, on_record=on_record)
     fps = result.frames_tracked / result.seconds if result.seconds > 0 else 0.0

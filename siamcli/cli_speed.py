@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .errors import SiamcliError
+from .cli_options import THREADS
 
 ENGINE_CHOICE = click.Choice(["auto", "torch", "onnx"])
 PRECISION_CHOICE = click.Choice(["auto", "fp32", "bf16", "fp16", "int8"])
@@ -94,7 +94,8 @@ def _pct(value) -> str:
               help="fp32, bf16 (CPU with AMX, or CUDA), fp16 (CUDA), int8 (torch on a CPU, calibrated on the "
                    "first frame); auto picks among accuracy-verified ones, never int8.")
 @click.option("--device", default=None, help="cpu, cuda, tensorrt (onnx engine) or auto.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads of the runtime.")
+@click.option("--threads", type=THREADS, default=None,
+              help="Intra-op threads of the runtime (at most the cores siamcli may use).")
 @click.option("--onnx", "onnx_files", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,
               metavar="A B", help="Run two ONNX files: template.onnx search.onnx (siamcli export) "
                                   "or NanoTrack's backbone.onnx head.onnx.")
@@ -128,7 +129,12 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
       siamcli bench video.mp4 -m siamrpn_alex_dwxcorr -w model.pth --engine onnx --init 120,80,40,60 --json r.json
     """
     from .bench import bench
+    from .io.files import write_file_atomically
+    from .io.outputs import check_outputs, output
 
+    if json_out:
+        check_outputs([output("--json", json_out)],
+                      [source, weights, config, *(onnx_files or ()), *(baseline_onnx or ())])
     result = bench(model, source, weights=weights, config=config, engine=engine, precision=precision,
                    device=device, threads=threads, onnx_files=onnx_files or None, cuda_graphs=cuda_graphs,
                    compile=compile_,
@@ -136,10 +142,7 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
                    baseline=not no_baseline, baseline_onnx=baseline_onnx or None, preload=preload)
     Console().print(bench_table(result))
     if json_out:
-        try:
-            Path(json_out).write_text(json.dumps(result, indent=1) + "\n")
-        except OSError as exc:
-            raise SiamcliError(f"cannot write {json_out}: {exc.strerror}") from None
+        write_file_atomically(json_out, (json.dumps(result, indent=1) + "\n").encode())
 
 
 @click.command("export")
@@ -166,15 +169,21 @@ def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[st
       siamcli export siamrpn_alex_dwxcorr -w model.pth -o alex/ --int8 video.mp4
     """
     from .api import build_network, resolve_spec, resolve_weights
-    from .export import export_onnx
+    from .export import EXPORT_FILES, export_onnx
+    from .io.outputs import check_outputs, output
+
     from .models.checkpoint import load_weights
 
+    names = [*EXPORT_FILES.values()] + ([EXPORT_FILES["search"].replace(".onnx", "_int8.onnx")] if calibrate else [])
+    check_outputs([output("-o", out_dir, folder=True)] + [output("-o", Path(out_dir) / n) for n in names],
+                  [weights, config, calibrate])
     spec = resolve_spec(model, config)
     weights = resolve_weights(spec, weights)
     network = build_network(spec, weights)
     load_weights(network, weights, spec.name)
     paths = export_onnx(network, out_dir, exemplar_size=spec.params.exemplar_size,
-                        instance_size=spec.params.instance_size)
+                        instance_size=spec.params.instance_size, model_name=spec.name,
+                        architecture=spec.architecture)
     if calibrate:
         from .engines.quantize import write_int8_search
 

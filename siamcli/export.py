@@ -14,6 +14,12 @@
 
 Uses torch's TorchScript-based exporter (``dynamo=False``), which needs the
 ``onnx`` package (a dependency of siamcli); ``onnxscript`` is not needed.
+
+Both files name the model they were exported from in their metadata
+(``metadata_props``: :data:`MODEL_KEY`, :data:`ARCHITECTURE_KEY`): the graphs
+of one architecture run with the tracker settings of another would give boxes
+that look plausible and are wrong, so ``--onnx`` checks the name against
+``-m`` (or takes the model from it).
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import copy
 import io
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -30,6 +36,11 @@ from .errors import SiamcliError
 from .models.base import SiameseModel
 
 OPSET = 17
+#: the files ``siamcli export`` writes into its folder
+EXPORT_FILES = {"template": "template.onnx", "search": "search.onnx"}
+#: metadata keys of an exported graph: the catalog name (or config name) and the architecture
+MODEL_KEY = "siamcli.model"
+ARCHITECTURE_KEY = "siamcli.architecture"
 
 
 def _flatten(zf: Any) -> List[torch.Tensor]:
@@ -90,9 +101,24 @@ def export_onnx_bytes(model: SiameseModel, exemplar_size: int = 127, instance_si
     return template, search
 
 
+def label_graph(data: bytes, model_name: str, architecture: str) -> bytes:
+    """Serialized ONNX ``data`` with the model's name and architecture in its metadata."""
+    import onnx
+
+    graph = onnx.load_model_from_string(data)
+    props = {p.key: p.value for p in graph.metadata_props}
+    props.update({MODEL_KEY: model_name, ARCHITECTURE_KEY: architecture})
+    onnx.helper.set_model_props(graph, props)
+    return graph.SerializeToString()
+
+
 def export_onnx(model: SiameseModel, out_dir: Union[str, Path], exemplar_size: int = 127,
-                instance_size: int = 255) -> Dict[str, Path]:
-    """Write ``template.onnx`` and ``search.onnx`` into ``out_dir`` (created if needed)."""
+                instance_size: int = 255, model_name: Optional[str] = None,
+                architecture: Optional[str] = None) -> Dict[str, Path]:
+    """Write ``template.onnx`` and ``search.onnx`` into ``out_dir`` (created if needed), each
+    whole or not at all, labelled with ``model_name`` and ``architecture`` when given."""
+    from .io.files import write_file_atomically
+
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise SiamcliError(f"export target {out} exists and is not a folder; give a folder with -o")
@@ -100,8 +126,15 @@ def export_onnx(model: SiameseModel, out_dir: Union[str, Path], exemplar_size: i
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SiamcliError(f"cannot create the export folder {out}: {exc.strerror}") from None
-    template, search = export_onnx_bytes(model, exemplar_size, instance_size)
-    paths = {"template": out / "template.onnx", "search": out / "search.onnx"}
-    paths["template"].write_bytes(template)
-    paths["search"].write_bytes(search)
+    graphs = dict(zip(EXPORT_FILES, export_onnx_bytes(model, exemplar_size, instance_size)))
+    if model_name and architecture:
+        graphs = {kind: label_graph(data, model_name, architecture) for kind, data in graphs.items()}
+    paths = {}
+    try:
+        for kind, data in graphs.items():
+            paths[kind] = write_file_atomically(out / EXPORT_FILES[kind], data)
+    except SiamcliError:
+        for path in paths.values():  # one file of a pair is of no use: none rather than half
+            path.unlink(missing_ok=True)
+        raise
     return paths

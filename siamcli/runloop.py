@@ -159,6 +159,7 @@ def run_tracking(
     duration: Optional[float] = None,
     label: str = "",
     on_frame: Optional[Callable[[int, TrackResult, float], None]] = None,
+    first_index: int = 0,
 ) -> RunReport:
     """Track through ``source`` (a FrameSource) writing every frame's box to ``box_writer``.
 
@@ -166,11 +167,14 @@ def run_tracking(
     ``controls``: s/space re-select the target on the frame shown, p pauses and
     resumes, q/Esc quit. Stops at the end of the source, after ``max_frames``
     rows, after ``duration`` seconds, on q/Esc, or on SIGINT/SIGTERM (reported in
-    the returned :class:`RunReport`; the caller closes the sinks).
+    the returned :class:`RunReport`; the caller closes the sinks). ``first_index``: the number
+    the box file gives the first frame (the source's own index of it, when it starts later).
     """
     report = RunReport()
     frames = iter(source)
-    first = next(frames)
+    first = next(frames, None)
+    if first is None:
+        raise SiamcliError("the source delivered no frame to start on")
     if init_box is None:
         init_box = controls.select(first) if controls is not None else None
         if init_box is None:
@@ -246,8 +250,8 @@ def run_tracking(
         last = t0
         try:
             boxes = init_box if several else [init_box]
-            going = emit(0, first, [TrackResult(tuple(float(v) for v in b), 1.0, TRACKING) for b in boxes])
-            index = 0
+            index = first_index
+            going = emit(index, first, [TrackResult(tuple(float(v) for v in b), 1.0, TRACKING) for b in boxes])
             while going:
                 if max_frames is not None and report.rows >= max_frames:
                     break

@@ -201,7 +201,7 @@ def test_the_readme_python_snippet_runs_and_tracks_the_walker(tmp_path):
 
 def test_without_opencv_the_command_and_the_api_name_the_extras_to_install(tmp_path):
     hide = "import sys; sys.modules['cv2'] = None; "  # what an install without either OpenCV extra sees
-    run = "sys.argv = ['siamcli', 'track', '--demo']; from siamcli.__main__ import run; run()"
+    run = "sys.argv = ['siamcli', 'track', '--demo']; from siamcli.__main__ import main; main()"
     proc = subprocess.run([sys.executable, "-c", hide + run],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2

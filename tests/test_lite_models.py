@@ -330,7 +330,8 @@ def test_a_mixed_ensemble_decodes_the_box_both_families_agree_on():
 def test_models_command_shows_the_aspect_learning_rate_where_a_model_has_one():
     result = CliRunner().invoke(cli, ["models"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    # not a terminal: one tab-separated line per model
+    rows = {line.split("\t")[0]: line for line in result.output.splitlines()[1:]}
     for name, spec in MODELS.items():
         aspect = spec.params.aspect_lr
         if aspect is None:

@@ -20,6 +20,11 @@ from .worker import RunOptions, commit, output_name, run_job, set_threads, track
 OnRecord = Callable[[Dict[str, Any]], None]
 
 
+class BatchHalted(SiamcliError):
+    """Raised by an ``on_record`` callback to stop the batch: the jobs not started are dropped,
+    those running finish (and commit or clean up their own files)."""
+
+
 def usable_cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -30,7 +35,7 @@ def usable_cores() -> int:
 def _failed(job: Job, opts: RunOptions, error: str) -> Dict[str, Any]:
     return {"id": job.id, "video": job.video, "frames": 0, "fps": None, "mean_score": None,
             "status": "failed", "error": " ".join(error.split()), "output": output_name(job.id, opts.fmt),
-            "fingerprint": job.fingerprint(opts.fmt)}
+            "fingerprint": opts.fingerprint(job)}
 
 
 def _init_local_worker(threads: int) -> None:
@@ -55,8 +60,14 @@ def run_local(jobs: List[Job], opts: RunOptions, workers: int, on_record: OnReco
                     record = future.result()
                 except Exception as exc:  # the worker process died (out of memory, killed, segfault)
                     record = _failed(job, opts, f"worker process failed: {type(exc).__name__}: {exc}")
-                    write_record(Path(opts.out_dir), record)
+                    try:
+                        write_record(Path(opts.out_dir), record)
+                    except SiamcliError:  # the summary still lists it
+                        pass
                 on_record(record)
+    except BatchHalted:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -103,7 +114,7 @@ def run_ray(jobs: List[Job], opts: RunOptions, in_flight: int, on_record: OnReco
                     record, rows = ray.get(ref)
                 except Exception as exc:  # task or node failure after Ray's own retries
                     record, rows = _failed(job, opts, f"ray task failed: {type(exc).__name__}: {exc}"), []
-                on_record(commit(out_dir, job, opts.fmt, record, rows))
+                on_record(commit(out_dir, job, opts.fmt, record, rows, opts))
     finally:
         if started_here:
             ray.shutdown()

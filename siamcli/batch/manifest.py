@@ -35,6 +35,12 @@ REQUIRED_COLUMNS = ("video", "x", "y", "w", "h")
 OPTIONAL_COLUMNS = ("model", "weights", "start_frame", "aspect_lr", "id")
 GROUNDTRUTH = "groundtruth_rect.txt"
 _ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+#: longest output name: with the suffixes and the temporary names' process id it stays within
+#: the 255 bytes a file name may take
+MAX_ID_LENGTH = 200
+#: ids whose files would be the batch's own (``summary.csv``), compared in lower case as a
+#: case-insensitive file system would
+RESERVED_IDS = ("summary",)
 
 Box = Tuple[float, float, float, float]
 
@@ -55,11 +61,13 @@ class Job:
     line: int = 0
     error: Optional[str] = None
 
-    def fingerprint(self, fmt: str) -> str:
+    def fingerprint(self, fmt: str, max_frames: Optional[int] = None) -> str:
         """Hash of everything that decides the output; a finished output is reused only if it matches."""
         doc = {k: v for k, v in asdict(self).items() if k not in ("line", "error")}
         if doc["aspect_lr"] is None:  # left out, so outputs of runs before the field existed stay valid
             del doc["aspect_lr"]
+        if max_frames is not None:  # likewise: only a limited run differs from a whole one
+            doc["max_frames"] = max_frames
         doc["format"] = fmt
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -178,7 +186,7 @@ def _stem(video: str) -> str:
     name = Path(video).name if video else ""
     stem = Path(name).stem if Path(name).suffix else name
     stem = re.sub(r"[^A-Za-z0-9._+-]", "_", stem).lstrip("._-")
-    return stem or "video"
+    return stem[:MAX_ID_LENGTH - 8] or "video"  # room for a "-N" that tells repeats apart
 
 
 def assign_ids(jobs: List[Job], explicit: List[Optional[str]]) -> List[Job]:
@@ -193,6 +201,14 @@ def assign_ids(jobs: List[Job], explicit: List[Optional[str]]) -> List[Job]:
                 name = f"line{job.line}"
                 error = error or (f"manifest line {job.line}: id {wanted!r} is not a plain file name "
                                   "(letters, digits, . _ + - only)")
+            elif len(wanted) > MAX_ID_LENGTH:
+                name = f"line{job.line}"
+                error = error or (f"manifest line {job.line}: id {wanted[:20]}... is {len(wanted)} characters "
+                                  f"long; at most {MAX_ID_LENGTH}")
+            elif wanted.lower() in RESERVED_IDS:
+                name = f"line{job.line}"
+                error = error or (f"manifest line {job.line}: id {wanted!r} is taken by the batch's own "
+                                  f"{wanted.lower()}.csv; choose another")
             elif wanted in used:
                 name = f"line{job.line}"
                 error = error or f"manifest line {job.line}: id {wanted!r} is used by an earlier row"
@@ -201,7 +217,7 @@ def assign_ids(jobs: List[Job], explicit: List[Optional[str]]) -> List[Job]:
         else:
             stem = _stem(job.video) if job.video else f"line{job.line}"
             name, n = stem, 1
-            while name in used or name in taken:
+            while name in used or name in taken or name.lower() in RESERVED_IDS:
                 n += 1
                 name = f"{stem}-{n}"
         used[name] = 1

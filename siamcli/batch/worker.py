@@ -8,12 +8,20 @@ Commit order, which is what makes a batch resumable:
 2. the record (frames, fps, mean score, status, error, the job's fingerprint)
    goes to ``.siamcli-batch/<id>.json`` the same way.
 
+With a video folder (``--save-video``) the annotated video is written under a
+temporary name in that folder as the frames come and renamed to ``<id>.mp4``
+just before the trajectory. A write that fails removes its temporary file; when
+it failed because the file system is full (or read-only, or over quota), the
+record says so (``halt``) and the batch stops instead of tracking videos whose
+results could not be kept either.
+
 A job counts as done when its record says ``ok``, its fingerprint matches and
 its trajectory exists. A crash between the two steps leaves a trajectory
 without a record: the job is simply redone.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -25,9 +33,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import SiamcliError
+from ..io.files import WriteError, write_error
 from .manifest import Job
 
 STATE_DIR = ".siamcli-batch"
+VIDEO_SUFFIX = ".mp4"
+#: write errors that every later write to the same file system would meet too
+HALTING_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 SUMMARY_COLUMNS = ("id", "video", "frames", "fps", "mean_score", "status", "error", "output")
 
 # -- output formats ---------------------------------------------------------------
@@ -61,6 +73,22 @@ class RunOptions:
     device: Optional[str] = "cpu"
     threads: int = 1
     engine: str = "onnx"
+    #: track at most this many frames of each video (the first included); None: all
+    max_frames: Optional[int] = None
+    #: folder for the annotated videos (``<id>.mp4``); None: none are written
+    video_dir: Optional[str] = None
+
+    def fingerprint(self, job: Job) -> str:
+        return job.fingerprint(self.fmt, self.max_frames)
+
+
+def video_path(opts: RunOptions, job_id: str) -> Optional[Path]:
+    return Path(opts.video_dir) / f"{job_id}{VIDEO_SUFFIX}" if opts.video_dir else None
+
+
+def _partial_video(opts: RunOptions, job_id: str) -> Optional[Path]:
+    # the container's suffix last: the encoder picks the container by it
+    return Path(opts.video_dir) / f".{job_id}.{os.getpid()}.tmp{VIDEO_SUFFIX}" if opts.video_dir else None
 
 
 Row = Tuple[int, Tuple[float, float, float, float], float, str]
@@ -106,33 +134,38 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
 
     record: Dict[str, Any] = {"id": job.id, "video": job.video, "frames": 0, "fps": None,
                               "mean_score": None, "status": "failed", "error": job.error,
-                              "output": output_name(job.id, opts.fmt), "fingerprint": job.fingerprint(opts.fmt)}
+                              "output": output_name(job.id, opts.fmt), "fingerprint": opts.fingerprint(job)}
     if job.error:
         return record, []
     rows: List[Row] = []
+    video = None
     try:
         set_threads(opts.threads)
         with open_source(job.video) as source:
             tracker, params = _tracker(job.model, job.config, job.weights, opts.device, opts.engine, opts.threads)
             tracker.params = params if job.aspect_lr is None else params.tuned(aspect_lr=job.aspect_lr)
+            source.start_at(job.start_frame)
             frames = iter(source)
-            first = None
-            for index, frame in enumerate(frames):
-                if index == job.start_frame:
-                    first = frame
-                    break
-            if first is None:
-                raise SiamcliError(f"start_frame {job.start_frame} is past the end of {job.video} "
-                                   f"({source.frames_read} frames)")
+            first = next(frames)
             tracker.init(first, job.box)
             warnings = outside_warnings([job.box], first.shape)
+            if opts.video_dir:
+                from ..io.writers import AnnotatedVideoWriter
+
+                video = AnnotatedVideoWriter(_partial_video(opts, job.id), source.fps)
             rows.append((job.start_frame, tuple(job.box), 1.0, "tracking"))
+            _annotate(video, first, rows[-1])
             t0 = time.perf_counter()
             for index, frame in enumerate(frames, start=job.start_frame + 1):
+                if opts.max_frames is not None and len(rows) >= opts.max_frames:
+                    break
                 result = tracker.update(frame)
                 rows.append((index, result.box, result.score, getattr(result, "state", "tracking")))
+                _annotate(video, frame, rows[-1])
             elapsed = time.perf_counter() - t0
-            if source.ended_early:
+            if video is not None:
+                video.close()
+            if source.ended_early and (opts.max_frames is None or len(rows) < opts.max_frames):
                 warnings.append(f"decoding stopped after {source.frames_read} of the {source.frame_count} "
                                 "frames the header claims (damaged or truncated stream)")
             if warnings:  # the job succeeded: the error column carries them, each marked as a warning
@@ -141,6 +174,9 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
         record.update(frames=len(rows), status="ok",
                       fps=round(tracked / elapsed, 2) if tracked and elapsed > 0 else None,
                       mean_score=round(sum(r[2] for r in rows[1:]) / tracked, 6) if tracked else None)
+    except WriteError as exc:  # the annotated video
+        record = _write_failure(record, exc)
+        rows = []
     except SiamcliError as exc:
         record["error"] = str(exc)
         rows = []
@@ -148,7 +184,28 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         record["error"] = f"internal error: {last}"
         rows = []
+    if record["status"] != "ok" and opts.video_dir:
+        if video is not None:
+            video.discard()
+        _remove(_partial_video(opts, job.id))
     return record, rows
+
+
+def _annotate(video, frame, row: Row) -> None:
+    if video is None:
+        return
+    from ..io.draw import draw_box
+
+    _, box, score, state = row
+    video.write(draw_box(frame.copy(), box, score, state=state))
+
+
+def _remove(path: Optional[Path]) -> None:
+    if path is not None:
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 # -- committing files ---------------------------------------------------------------
@@ -169,13 +226,23 @@ def write_trajectory(out_dir: Path, job_id: str, fmt: str, rows: List[Row]) -> P
     tmp = out_dir / f".{final.name}.{os.getpid()}.tmp"
     writer = _open_writer(fmt, tmp)
     try:
+        writer.open()
         for frame, box, score, state in rows:
             writer.write(frame, box, score, state)
-    finally:
         writer.close()
-    with open(tmp, "rb+") as f:  # on disk before the rename makes it visible
-        os.fsync(f.fileno())
-    _fsync_replace(tmp, final)
+        with open(tmp, "rb+") as f:  # on disk before the rename makes it visible
+            os.fsync(f.fileno())
+        _fsync_replace(tmp, final)
+    except BaseException as exc:
+        try:
+            writer.close()
+        except SiamcliError:  # the first error is the one to report
+            pass
+        _remove(tmp)
+        code = getattr(exc, "errno", None) if isinstance(exc, (OSError, WriteError)) else None
+        if code:  # named by the file it was for, not the temporary one now gone
+            raise write_error(final, OSError(code, os.strerror(code))) from None
+        raise
     return final
 
 
@@ -184,24 +251,51 @@ def record_path(out_dir: Path, job_id: str) -> Path:
 
 
 def write_record(out_dir: Path, record: Dict[str, Any]) -> None:
+    """The job's record, whole or not at all (raises :class:`WriteError`, the temporary file removed)."""
     final = record_path(out_dir, record["id"])
-    final.parent.mkdir(exist_ok=True)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_replace(tmp, final)
+    try:
+        final.parent.mkdir(exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump({k: v for k, v in record.items() if k != "halt"}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_replace(tmp, final)
+    except OSError as exc:
+        _remove(tmp)
+        raise write_error(final, exc) from None
+    except BaseException:
+        _remove(tmp)
+        raise
 
 
-def commit(out_dir: Path, job: Job, fmt: str, record: Dict[str, Any], rows: List[Row]) -> Dict[str, Any]:
-    """Write the trajectory (when the job succeeded) and then its record."""
+def _write_failure(record: Dict[str, Any], exc: Exception) -> Dict[str, Any]:
+    """``record`` as failed by a write (an OSError or a :class:`WriteError`), with ``halt`` set
+    when no later write to the same file system could succeed either."""
+    message = str(exc) if isinstance(exc, SiamcliError) else str(write_error(exc.filename or record["id"], exc))
+    failed = {**record, "status": "failed", "error": message}
+    if getattr(exc, "errno", None) in HALTING_ERRORS:
+        failed["halt"] = message
+    return failed
+
+
+def commit(out_dir: Path, job: Job, fmt: str, record: Dict[str, Any], rows: List[Row],
+           opts: Optional[RunOptions] = None) -> Dict[str, Any]:
+    """Write the trajectory (when the job succeeded, after its video) and then its record. Never
+    raises for a failed write: the returned record says what failed."""
+    partial, video = (_partial_video(opts, job.id), video_path(opts, job.id)) if opts else (None, None)
     if record["status"] == "ok":
         try:
+            if partial is not None:
+                os.replace(partial, video)
             write_trajectory(out_dir, job.id, fmt, rows)
         except (SiamcliError, OSError) as exc:
-            record = {**record, "status": "failed", "error": f"cannot write output: {exc}"}
-    write_record(out_dir, record)
+            record = _write_failure(record, exc)
+    _remove(partial)
+    try:
+        write_record(out_dir, record)
+    except WriteError as exc:
+        record = _write_failure(record, exc)
     return record
 
 
@@ -213,17 +307,20 @@ def run_job(job: Job, opts: RunOptions, parent_pid: Optional[int] = None) -> Dic
     """
     record, rows = track_job(job, opts)
     if parent_pid is not None and os.getppid() != parent_pid:
+        _remove(_partial_video(opts, job.id))
         os._exit(1)
-    return commit(Path(opts.out_dir), job, opts.fmt, record, rows)
+    return commit(Path(opts.out_dir), job, opts.fmt, record, rows, opts)
 
 
-def load_done(out_dir: Path, job: Job, fmt: str) -> Optional[Dict[str, Any]]:
-    """The record of a job finished by an earlier run with the same settings, or None."""
+def load_done(out_dir: Path, job: Job, opts: RunOptions) -> Optional[Dict[str, Any]]:
+    """The record of a job finished by an earlier run with the same settings (and its video,
+    when videos are asked for), or None."""
     try:
         record = json.loads(record_path(out_dir, job.id).read_text())
     except (OSError, ValueError):
         return None
-    if (record.get("status") == "ok" and record.get("fingerprint") == job.fingerprint(fmt)
-            and (out_dir / output_name(job.id, fmt)).is_file()):
+    video = video_path(opts, job.id)
+    if (record.get("status") == "ok" and record.get("fingerprint") == opts.fingerprint(job)
+            and (out_dir / output_name(job.id, opts.fmt)).is_file() and (video is None or video.is_file())):
         return record
     return None

@@ -73,6 +73,32 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+#: device names siamcli knows (``cuda`` also as ``cuda:N``; ``tensorrt`` for the onnx engine)
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+
+
+def check_device(device: Optional[str]) -> None:
+    """Refuse a device name siamcli does not know, and a GPU device on a machine without one,
+    naming the device (before any engine is tried)."""
+    if device is None:
+        return
+    base, _, index = str(device).partition(":")
+    if base not in DEVICES or (index and (base != "cuda" or not index.isdigit())):
+        raise SiamcliError(f"unknown device {device!r}; use cpu, cuda, cuda:N, tensorrt (onnx engine) or auto")
+    if base in ("cuda", "tensorrt") and not _cuda_available() and not _onnxruntime_has(base):
+        raise SiamcliError(f"device {device!r} asked for, but there is no CUDA GPU here (torch finds none and "
+                           "onnxruntime has no GPU provider); use --device cpu or auto")
+
+
+def _onnxruntime_has(device: str) -> bool:
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    wanted = "TensorrtExecutionProvider" if device == "tensorrt" else "CUDAExecutionProvider"
+    return wanted in onnxruntime.get_available_providers()
+
+
 @dataclass
 class NetworkSource:
     """A network with its weights, built on first use: a start on a remembered ONNX export
@@ -253,6 +279,7 @@ def make_engine(
     """
     if engine not in ENGINES:
         raise SiamcliError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    check_device(device)
     if precision not in PRECISIONS:
         raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if compile and (onnx_files or engine == "onnx"):
@@ -301,17 +328,19 @@ def make_engine(
     source.network()  # the checkpoint's own errors surface here, not as "no engine could be built"
     timings: Dict[str, float] = {}
     best, best_name, best_time = None, None, float("inf")
+    refusals: List[SiamcliError] = []
     for kind, prec in pairs:
         try:
             built = build(kind, prec)
-        except SiamcliError:
+        except SiamcliError as exc:
+            refusals.append(exc)
             continue  # e.g. no CUDA provider in this onnxruntime
         seconds = probe_speed(built, instance_size=instance_size, runs=probe_runs)
         timings[f"{kind}-{prec}"] = round(seconds * 1000, 3)
         if seconds < best_time:
             best, best_name, best_time = built, f"{kind}-{prec}", seconds
-    if best is None:
-        raise SiamcliError("no engine could be built for this model and device")
+    if best is None:  # every candidate refused: the device is the usual cause, and each refusal names it
+        raise refusals[-1] if refusals else SiamcliError("no engine could be built for this model and device")
     best.probe = timings
     best.probe_remembered = False
     if choice_key:

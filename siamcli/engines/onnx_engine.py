@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import SiamcliError
-from .onnx_shapes import free_spatial_input
+from .onnx_shapes import free_spatial_input, input_shapes
 
 Source = Union[str, Path, bytes]
 
@@ -154,6 +154,8 @@ class OnnxEngine:
                 f"{self.zf_names}: give the template.onnx and search.onnx of one `siamcli export`"
             )
         self._template_batch_fixed = _batch_is_fixed(self.template_session, "z")
+        #: the search graph's metadata (``siamcli export`` names the model there)
+        self.metadata = dict(self.search_session.get_modelmeta().custom_metadata_map)
         self.providers = self.search_session.get_providers()
         # a search graph from `siamcli export --int8` holds QuantizeLinear nodes (op names are plain strings)
         self.precision = "int8" if b"QuantizeLinear" in search else "fp32"
@@ -206,6 +208,7 @@ class OnnxPairEngine(OnnxEngine):
                  threads: Optional[int] = None) -> None:
         data = backbone if isinstance(backbone, bytes) else _read(backbone)
         try:
+            declared = next(iter(input_shapes(data).values()), [])
             data = free_spatial_input(data)
         except (ValueError, IndexError) as exc:
             raise SiamcliError(f"{backbone if not isinstance(backbone, bytes) else 'backbone'} "
@@ -219,7 +222,12 @@ class OnnxPairEngine(OnnxEngine):
             raise SiamcliError(f"the head model has inputs {names}; a NanoTrack head has two (template, search features)")
         self._zin, self._xin = names
         self.search_map = tuple(head_inputs[1].shape[2:])
+        #: the search patch the head's fixed map belongs to (the backbone's declared input side);
+        #: the re-detector widens its search no further
+        self.max_instance_size = (declared[-1] if all(isinstance(d, int) for d in self.search_map)
+                                  and declared and isinstance(declared[-1], int) else None)
         self.zf_names = [self._zin]
+        self.metadata = dict(self.head_session.get_modelmeta().custom_metadata_map)
         self.providers = self.head_session.get_providers()
         self.precision = "fp32"
         self.name = "onnx-pair-" + self.providers[0].replace("ExecutionProvider", "").lower()

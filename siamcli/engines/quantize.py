@@ -136,6 +136,15 @@ def write_int8_search(template: Path, search: Path, params, source: str, count: 
     pairs = calibration_crops(read_frames(source), count, params.exemplar_size, params.instance_size,
                               params.context_amount, rgb=params.input_order == "rgb")
     feeds = calibration_feeds(make_session(template, "cpu"), pairs)
-    out = Path(search).with_name("search_int8.onnx")
-    out.write_bytes(quantize_search(Path(search).read_bytes(), feeds))
-    return out
+    import onnx
+
+    from ..io.files import write_file_atomically
+
+    source_graph = Path(search).read_bytes()
+    quantized = quantize_search(source_graph, feeds)
+    labels = {p.key: p.value for p in onnx.load_from_string(source_graph).metadata_props}
+    if labels:  # the exported model's name goes with its int8 form
+        model = onnx.load_from_string(quantized)
+        onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **labels})
+        quantized = model.SerializeToString()
+    return write_file_atomically(Path(search).with_name("search_int8.onnx"), quantized)

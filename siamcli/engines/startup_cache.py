@@ -47,14 +47,23 @@ def cache_dir() -> Optional[Path]:
     """The cache folder, or None when ``SIAMCLI_CACHE_DIR=none`` turns the cache off."""
     chosen = os.environ.get("SIAMCLI_CACHE_DIR")
     if chosen is not None:
-        return None if chosen.strip().lower() in ("", "none", "off", "0") else Path(chosen)
+        return None if chosen.strip().lower() in ("", "none", "off", "0") else _resolved(chosen)
     base = os.environ.get("XDG_CACHE_HOME")
     if not base:
         try:
             base = str(Path.home() / ".cache")
         except (RuntimeError, KeyError):  # no home folder to be found
             return None
-    return Path(base) / "siamcli"
+    return _resolved(Path(base) / "siamcli")
+
+
+def _resolved(path: PathLike) -> Path:
+    """One spelling of a folder (``~`` expanded, links and ``..`` resolved): however a run names
+    the cache, it finds, lists and clears the same files."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):  # no home for ``~``, a link loop: the path as given
+        return Path(path)
 
 
 def _digest(parts: Iterable[Any]) -> str:
@@ -107,8 +116,9 @@ def model_key(name: str, architecture: str, config: Any, weights: PathLike, exem
 
 def machine_key(model_name: str, candidates: Sequence[Tuple[str, str]], device: Optional[str],
                 threads: Optional[int], instance_size: int) -> str:
-    """The key of ``auto``'s choice among ``candidates`` for one model on this machine."""
-    return _digest([FORMAT, model_name, list(candidates), device, threads, instance_size, _cpu_name(),
+    """The key of ``auto``'s choice among ``candidates`` for one model on this machine (no device
+    and ``auto`` are one device)."""
+    return _digest([FORMAT, model_name, list(candidates), device or "auto", threads, instance_size, _cpu_name(),
                     os.cpu_count(), sys.platform, platform.machine(), _version("torch"), _version("onnxruntime"),
                     _version("onnxruntime-gpu"), code_digest()])
 

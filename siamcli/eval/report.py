@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Sequence as Seq, Union
 
 import numpy as np
 
 from ..errors import SiamcliError
+from ..io.files import write_file_atomically
 from .metrics import THRESHOLDS, center_error, iou
 from .runner import SequenceResult, summarise
 
@@ -75,7 +77,9 @@ def _plot(path: Path, x: np.ndarray, lines: List[tuple], title: str, xlabel: str
     ax.grid(True, linestyle=":")
     ax.legend(loc="lower left" if "Success" in title else "lower right", title=legend_title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
+    write_file_atomically(path, image.getvalue())
 
 
 def write_report(results_by_tracker: Mapping[str, List[SequenceResult]], out_dir: Union[str, Path],
@@ -122,15 +126,16 @@ def write_report(results_by_tracker: Mapping[str, List[SequenceResult]], out_dir
     _write_csv(out / OVERALL_CSV, header, overall_rows)
 
     index = out / INDEX
-    index.write_text(_html(title, header, overall_rows, rows), encoding="utf-8")
+    write_file_atomically(index, _html(title, header, overall_rows, rows).encode("utf-8"))
     return index
 
 
 def _write_csv(path: Path, header: Seq[str], rows: List[Seq]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")  # LF, as every file siamcli writes
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_file_atomically(path, text.getvalue().encode())
 
 
 def _table(header: Seq[str], rows: List[Seq]) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence as Seq, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence as Seq, Tuple
 
-import cv2
 import numpy as np
 
 from ..errors import SiamcliError
-from ..io.sources import PREFETCH_FRAMES, Prefetcher
+from ..io.sources import PREFETCH_FRAMES, Prefetcher, decode_frame
 from .datasets import Sequence, valid_boxes
 from .metrics import score_sequence
 
@@ -88,11 +87,10 @@ def robustness_runs(seq: Sequence, starts: int = 1, shifts: bool = False) -> Lis
     return runs
 
 
-def _decode(path) -> np.ndarray:
-    frame = cv2.imread(str(path))
-    if frame is None:
-        raise SiamcliError(f"cannot decode {path}")
-    return frame
+def _frames(seq: Sequence, start: int, shape) -> Iterator[np.ndarray]:
+    """The frames of ``seq`` after ``start``, each the size of the first (``shape``)."""
+    for index in range(start + 1, len(seq)):
+        yield decode_frame(seq.frames[index], f"frame {index} of sequence {seq.name}", shape)
 
 
 def track_sequence(tracker, seq: Sequence, on_frame: Optional[Callable[[], None]] = None,
@@ -107,10 +105,11 @@ def track_sequence(tracker, seq: Sequence, on_frame: Optional[Callable[[], None]
     start = first_annotated(seq) if start is None else int(start)
     init = seq.groundtruth[start] if box is None else np.asarray(box, float)
     boxes = np.zeros((len(seq), 4))
-    tracker.init(_decode(seq.frames[start]), init)
+    first = decode_frame(seq.frames[start], f"frame {start} of sequence {seq.name}")
+    tracker.init(first, init)
     boxes[start] = init
     t0 = time.perf_counter()
-    frames = Prefetcher((_decode(path) for path in seq.frames[start + 1:]), PREFETCH_FRAMES)
+    frames = Prefetcher(_frames(seq, start, first.shape), PREFETCH_FRAMES)
     try:
         for i, frame in enumerate(frames, start=start + 1):
             boxes[i] = tracker.update(frame).box

@@ -42,10 +42,20 @@ class FrameSource:
     frames_read: int = 0
     #: frames decoded ahead in a background thread (0: decode when asked, as a live camera should)
     prefetch: int = 0
+    #: index of the first frame delivered (:meth:`start_at`)
+    start: int = 0
     _ahead: Optional["Prefetcher"] = None
 
     def _frames(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
+
+    def start_at(self, index: int) -> None:
+        """Deliver the frames from ``index`` (0-based) on; call before iterating. A start past the
+        last frame raises :class:`SiamcliError` when the iteration begins."""
+        self.start = int(index)
+
+    def _past_end(self, frames: int) -> SiamcliError:
+        return SiamcliError(f"start frame {self.start} is past the end of {self.path} ({frames} frames)")
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if not self.prefetch:
@@ -87,13 +97,28 @@ class ImageFolderSource(FrameSource):
         self.prefetch = PREFETCH_FRAMES
 
     def _frames(self) -> Iterator[np.ndarray]:
-        self.frames_read = 0
-        for file in self.files:
-            frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise SiamcliError(f"cannot decode frame {self.frames_read} of {self.path}: {file.name}")
+        if self.start >= len(self.files):
+            raise self._past_end(len(self.files))
+        self.frames_read = self.start
+        shape = None
+        for file in self.files[self.start:]:
+            frame = decode_frame(file, f"frame {self.frames_read} of {self.path}", shape)
+            shape = frame.shape
             self.frames_read += 1
             yield frame
+
+
+def decode_frame(file: Path, what: str, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
+    """An image file as a BGR frame. ``shape``: the size of the frames before it, which this one
+    must share: a tracker's geometry (its box, its search region) belongs to one frame size, and
+    a frame of another size is another picture, not the next frame of this one."""
+    frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise SiamcliError(f"cannot decode {what}: {file.name}")
+    if shape is not None and frame.shape != shape:
+        raise SiamcliError(f"{what} ({file.name}) is {frame.shape[1]}x{frame.shape[0]}, the frames before it "
+                           f"{shape[1]}x{shape[0]}: the frames of a sequence must share one size")
+    return frame
 
 
 class Prefetcher:
@@ -201,6 +226,15 @@ class VideoSource(FrameSource):
             raise RuntimeError("a VideoSource can be iterated only once")
         frame, self._first = self._first, None
         self.frames_read = 1
+        if self.start:
+            for _ in range(self.start - 1):  # grab: passed over without decoding
+                if not self._cap.grab():
+                    raise self._past_end(self.frames_read)
+                self.frames_read += 1
+            ok, frame = self._cap.read()
+            if not ok or not _usable(frame):
+                raise self._past_end(self.frames_read)
+            self.frames_read += 1
         yield frame
         while True:
             ok, frame = self._cap.read()

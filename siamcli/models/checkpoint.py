@@ -128,6 +128,10 @@ def load_weights(model: SiameseModel, path: Union[str, Path], name: str) -> Siam
         hint = (f"; the keys look like a {guess} checkpoint: try --model {guess}" if guess
                 else "; check that the weights and the model (or config) belong together")
         raise SiamcliError(f"weights {path} do not fit model {name}: {report}{hint}")
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:  # every score would be NaN: the tracker would answer "lost" on every frame, quietly
+        raise SiamcliError(f"weights {path} hold NaN or infinite values in {len(broken)} tensor"
+                           f"{'s' if len(broken) > 1 else ''} ({_listed(broken)}): a diverged training run?")
     for key, value in model.state_dict().items():
         if key not in state:  # only num_batches_tracked can be missing here
             state[key] = value

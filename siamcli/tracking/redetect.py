@@ -27,6 +27,10 @@ class RedetectingTracker:
         self._confident = (np.zeros(2), np.zeros(2))
 
     @property
+    def engine(self):
+        return self.tracker.engine
+
+    @property
     def params(self):
         return self.tracker.params
 
@@ -47,9 +51,11 @@ class RedetectingTracker:
         return (float(cx - w / 2), float(cy - h / 2), float(w), float(h))
 
     def search_size(self) -> int:
-        """Side of the search patch for the current lost frame count."""
+        """Side of the search patch for the current lost frame count (no wider than the engine
+        runs: NanoTrack's published head.onnx takes one search size only)."""
         p = self.params
-        return int(min(p.instance_size + self.lost_frames * p.redetect_growth, p.lost_instance_size))
+        widest = getattr(self.engine, "max_instance_size", None) or p.lost_instance_size
+        return int(min(p.instance_size + self.lost_frames * p.redetect_growth, p.lost_instance_size, widest))
 
     def update(self, frame: np.ndarray) -> TrackResult:
         t, p = self.tracker, self.params

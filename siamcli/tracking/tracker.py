@@ -47,21 +47,37 @@ class TrackResult:
     state: str = TRACKING
 
 
+#: smallest width and height of a first box, in pixels: the template is cut around it
+MIN_BOX_SIDE = 1.0
+#: how many times the frame's width, height and area a first box may span. Coordinates meant
+#: for a larger source still track (with a warning, see :func:`siamcli.runloop.outside_warnings`);
+#: the context square of a box far beyond that would take gigabytes to cut.
+MAX_BOX_FRAMES = 16
+
+
 def validate_box(box: Sequence[float], frame_shape: Sequence[int]) -> Box:
     """Check an initial box against the frame; raise :class:`SiamcliError` if unusable."""
     try:
         x, y, w, h = (float(v) for v in box)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SiamcliError(f"a box needs four numbers x,y,w,h, got {box!r}") from None
+    text = f"box {x:g},{y:g},{w:g},{h:g}"
     if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise SiamcliError(f"box {x:g},{y:g},{w:g},{h:g} has a non-finite value")
+        raise SiamcliError(f"{text} has a non-finite value")
     if w <= 0 or h <= 0:
-        raise SiamcliError(f"box {x:g},{y:g},{w:g},{h:g} has zero or negative size; width and height must be > 0")
+        raise SiamcliError(f"{text} has zero or negative size; width and height must be > 0")
+    if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
+        raise SiamcliError(f"{text} is smaller than a pixel; width and height must be at least "
+                           f"{MIN_BOX_SIDE:g}")
     height, width = frame_shape[:2]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise SiamcliError(
-            f"box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} frame"
+            f"{text} lies outside the {width}x{height} frame"
         )
+    k = MAX_BOX_FRAMES
+    if w > k * width or h > k * height or w * h > k * width * height:
+        raise SiamcliError(f"{text} is far larger than the {width}x{height} frame (at most {k} times its "
+                           "width, height and area); are its coordinates for this source's size?")
     return x, y, w, h
 
 
@@ -341,6 +357,11 @@ class SiameseTracker:
         best one's centre is decoded alone. Same arithmetic as decoding everything
         (:meth:`pick_decoding_all`, which also serves when the best candidate is unusable).
         """
+        anchors = self.params.anchor_num
+        if cls.shape[-3] != 2 * anchors or loc.shape[-3] != 4 * anchors:
+            raise SiamcliError(f"the network gives {cls.shape[-3]} score and {loc.shape[-3]} box maps where these "
+                               f"tracker settings take {2 * anchors} and {4 * anchors}: the weights or ONNX files "
+                               "belong to another model than the one named")
         grid, window = self._grid_and_window(int(cls.shape[-1]))
         width, height = float(self.size[0]) * scale_z, float(self.size[1]) * scale_z
         logits = cls.reshape(2, -1)
