@@ -129,6 +129,37 @@ def create_tracker(
     return SiameseTracker(runner, params), spec
 
 
+def onnx_spec(runner, model: Optional[str], config: Optional[PathLike], files: Sequence[PathLike]) -> ModelSpec:
+    """The model whose tracker settings run the ONNX files of ``runner``: the one their metadata
+    names (``siamcli export`` records it), checked against ``model`` / ``config`` when given.
+
+    The graphs of one network run with the settings of another give boxes that look plausible
+    and are wrong, so a mismatch is refused rather than run.
+    """
+    from .catalog import MODELS
+    from .export import ARCHITECTURE_KEY, MODEL_KEY
+
+    labels = getattr(runner, "metadata", None) or {}
+    recorded, architecture = labels.get(MODEL_KEY), labels.get(ARCHITECTURE_KEY)
+    names = " and ".join(str(f) for f in files)
+    if model or config:
+        spec = resolve_spec(model, config)
+        if recorded and architecture and architecture != spec.architecture:
+            fix = f"-m {recorded}" if recorded in MODELS else "the --config they were exported with"
+            raise SiamcliError(f"{names} were exported from model {recorded}, not {spec.name}: run them with {fix}")
+        return spec
+    if recorded:
+        if recorded not in MODELS:
+            raise SiamcliError(f"{names} were exported from {recorded}, a model built from a config: "
+                               "add the --config they were exported with")
+        return get_spec(recorded)
+    from .engines.onnx_engine import OnnxPairEngine
+
+    if isinstance(runner, OnnxPairEngine):
+        raise SiamcliError(f"{names} name no model (NanoTrack's published backbone and head carry none): "
+                           "add `-m nanotrack_v2` (or the NanoTrack version they belong to)")
+    raise SiamcliError(f"{names} name no model in their metadata: add -m with the model they were exported from")
+
 
 # -- the Python API ---------------------------------------------------------------------------
 
