@@ -26,7 +26,7 @@ test:
 test-fast:
 	$(BIN)/python -m pytest -q -m "not shared_data"
 
-# retrain the bundled weights (three SiamRPN and three SiamBAN heads, about 1.5 hours on 2 cores; siamrpnban.pth runs all six; see weights/README.md)
+# retrain the bundled weights from ../shared/data/train (one SiamRPN and one SiamBAN head, distilled from NanoTrack v2; about half an hour on 2 cores; see weights/README.md)
 train:
 	$(BIN)/python scripts/train_default.py
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""Choose a model's tracker settings (lr, aspect lr, penalty_k, window influence) on synthetic sequences.
+"""Choose a model's tracker settings by tracking annotated sequences (a grid search).
 
-    .venv/bin/python scripts/tune_tracker.py siamban --weights weights/siamban.pth
+    .venv/bin/python scripts/tune_tracker.py siamrpnban --starts 3 --json grid.json
 
-The sequences (siamcli.training.synthetic) are made from the training sources
-with seeds that training never uses, so the real benchmark sequences in
-../shared/data/seqs stay untouched by the choice. Prints the mean IoU of every
-setting of the grid, best last, and can write them as JSON.
+As the pysot authors tune on a validation benchmark: every combination of the
+listed learning rates (lr, aspect lr), scale/ratio penalties, cosine-window
+influences and search-region sizes tracks every sequence of DATASET (default
+``../shared/data/val``, kept apart from training and from the held-out set),
+from ``--starts`` frames spread over each sequence (OTB's TRE), and is scored by
+mean IoU averaged over the sequences. Frames are decoded once and kept in memory.
+Prints every point, the best last, and can write them all as JSON.
 """
 from __future__ import annotations
 
@@ -15,68 +18,106 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import List, Optional
 
 import click
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from siamcli.api import create_tracker  # noqa: E402
-from siamcli.eval.metrics import iou  # noqa: E402
+from siamcli.errors import SiamcliError  # noqa: E402
+from siamcli.eval.datasets import find_sequences  # noqa: E402
+from siamcli.eval.metrics import score_sequence  # noqa: E402
+from siamcli.eval.runner import robustness_runs  # noqa: E402
 from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
-from siamcli.training.data import default_source_paths, load_sources  # noqa: E402
-from siamcli.training.synthetic import synthetic_sequence  # noqa: E402
-
-#: seeds of the synthetic sequences; the trainer's pair samplers use seed * 100003 + chunk
-SEED_BASE = 7_000_000
 
 
-def mean_iou(tracker: SiameseTracker, frames, gt) -> float:
-    tracker.init(frames[0], gt[0])
-    boxes = [gt[0]] + [tracker.update(f).box for f in frames[1:]]
-    return float(np.mean(iou(np.array(boxes), gt)))
+class BadInput(click.ClickException):
+    """One line on stderr and exit code 2, as siamcli's commands answer bad input."""
+
+    exit_code = 2
+
+
+def _floats(text: str) -> List[Optional[float]]:
+    return [None if v.strip().lower() == "none" else float(v) for v in text.split(",") if v.strip()]
+
+
+class Loaded:
+    """A sequence's frames in memory, its ground truth and its runs."""
+
+    def __init__(self, seq, starts: int) -> None:
+        self.name = seq.name
+        self.frames = [cv2.imread(str(p)) for p in seq.frames]
+        self.groundtruth = seq.groundtruth
+        self.runs = robustness_runs(seq, starts)
+
+
+def mean_iou(tracker: SiameseTracker, seq: Loaded) -> float:
+    """Mean IoU of ``seq``'s runs, each scored from its start frame on."""
+    scores = []
+    for start, box in seq.runs:
+        boxes = np.zeros((len(seq.frames), 4))
+        tracker.init(seq.frames[start], box)
+        boxes[start] = box
+        for i in range(start + 1, len(seq.frames)):
+            boxes[i] = tracker.update(seq.frames[i]).box
+        scores.append(score_sequence(boxes[start:], seq.groundtruth[start:])["mean_iou"])
+    return float(np.mean(scores))
 
 
 @click.command()
 @click.argument("model")
 @click.option("--weights", "-w", type=click.Path(dir_okay=False), help="Default: the bundled weights.")
-@click.option("--shared", type=click.Path(file_okay=False, path_type=Path), default=ROOT.parent / "shared",
-              show_default=True)
-@click.option("--sequences", default=16, show_default=True)
-@click.option("--length", default=80, show_default=True)
-@click.option("--lr", "lrs", default="0.2,0.3,0.4,0.5", show_default=True)
-@click.option("--penalty", "penalties", default="0.05,0.15,0.3", show_default=True)
-@click.option("--window", "windows", default="0.3,0.4,0.5", show_default=True)
+@click.option("--dataset", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=ROOT.parent / "shared" / "data" / "val", show_default=True,
+              help="OTB-style sequences to choose on.")
+@click.option("--starts", default=3, show_default=True, help="Starts per sequence (OTB's TRE).")
+@click.option("--lr", "lrs", default=None, help="Learning rates, comma-separated (default: the model's).")
 @click.option("--aspect-lr", "aspect_lrs", default=None,
-              help="Aspect learning rates to try, comma-separated; 'none' moves width and height by lr "
-                   "(the reference trackers). Default: the model's own.")
+              help="Aspect learning rates; 'none' moves width and height by lr (the reference trackers).")
+@click.option("--penalty", "penalties", default=None, help="penalty_k values.")
+@click.option("--window", "windows", default=None, help="Window influences.")
+@click.option("--instance-size", "sizes", default=None, help="Search-region sides in pixels.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))
-def main(model, weights, shared, sequences, length, lrs, penalties, windows, aspect_lrs, json_path):
-    """Grid-search MODEL's tracker settings on synthetic sequences."""
-    sources = load_sources(default_source_paths(shared))
-    seqs = [synthetic_sequence(sources, SEED_BASE + i, length) for i in range(sequences)]
-    base, spec = create_tracker(model=model, weights=weights, engine="onnx")
+def main(model, weights, dataset, starts, lrs, aspect_lrs, penalties, windows, sizes, json_path):
+    """Grid-search MODEL's tracker settings by tracking DATASET."""
+    try:
+        seqs = [Loaded(s, starts) for s in find_sequences(dataset)]
+    except SiamcliError as exc:
+        raise BadInput(str(exc)) from None
+    if not seqs:
+        raise BadInput(f"no annotated sequences under {dataset}")
+    try:
+        base, spec = create_tracker(model=model, weights=weights, engine="onnx")
+    except SiamcliError as exc:
+        raise BadInput(str(exc)) from None
+    p = spec.params
+    grid = list(itertools.product(
+        _floats(lrs) if lrs else [p.lr], _floats(aspect_lrs) if aspect_lrs else [p.aspect_lr],
+        _floats(penalties) if penalties else [p.penalty_k], _floats(windows) if windows else [p.window_influence],
+        [int(v) for v in sizes.split(",")] if sizes else [p.instance_size]))
     results = []
-    aspects = ([spec.params.aspect_lr] if aspect_lrs is None else
-               [None if v.strip().lower() == "none" else float(v) for v in aspect_lrs.split(",")])
-    grid = list(itertools.product([float(v) for v in lrs.split(",")], aspects,
-                                  [float(v) for v in penalties.split(",")], [float(v) for v in windows.split(",")]))
-    for lr, aspect_lr, penalty, window in grid:
-        params = replace(spec.params, lr=lr, aspect_lr=aspect_lr, penalty_k=penalty, window_influence=window)
+    for lr, aspect_lr, penalty, window, size in grid:
+        params = replace(p, lr=lr, aspect_lr=aspect_lr, penalty_k=penalty, window_influence=window,
+                         instance_size=size)
         tracker = SiameseTracker(base.engine, params)
-        score = float(np.mean([mean_iou(tracker, frames, gt) for frames, gt in seqs]))
+        per = {s.name: round(mean_iou(tracker, s), 4) for s in seqs}
+        score = float(np.mean(list(per.values())))
         results.append({"lr": lr, "aspect_lr": aspect_lr, "penalty_k": penalty, "window_influence": window,
-                        "mean_iou": round(score, 4)})
+                        "instance_size": size, "mean_iou": round(score, 4), "sequences": per})
         click.echo(f"lr {lr:<5} aspect_lr {str(aspect_lr):<5} penalty_k {penalty:<5} window {window:<5} "
-                   f"mean IoU {score:.4f}")
+                   f"instance {size:<4} mean IoU {score:.4f}")
     results.sort(key=lambda r: r["mean_iou"])
-    current = {"lr": spec.params.lr, "aspect_lr": spec.params.aspect_lr, "penalty_k": spec.params.penalty_k,
-               "window_influence": spec.params.window_influence}
-    click.echo(f"best: {results[-1]}  (catalog now: {current})")
+    best = {k: v for k, v in results[-1].items() if k != "sequences"}
+    current = {"lr": p.lr, "aspect_lr": p.aspect_lr, "penalty_k": p.penalty_k,
+               "window_influence": p.window_influence, "instance_size": p.instance_size}
+    click.echo(f"best: {best}  (catalog now: {current})")
     if json_path:
-        Path(json_path).write_text(json.dumps({"model": model, "sequences": sequences, "length": length,
-                                               "results": results}, indent=2) + "\n")
+        Path(json_path).write_text(json.dumps({"model": model, "weights": weights, "dataset": str(dataset),
+                                               "starts": starts, "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from conftest import ROOT, require_shared, square_path, textured_frame
+from siamcli.catalog import MODELS
 
 BOX = "40,30,40,40"  # the square's first position in the conftest clips
 #: the line a successful run ends with
@@ -388,7 +389,7 @@ def test_exported_files_name_their_model(exported):
 
     for name in ("template.onnx", "search.onnx"):
         props = {p.key: p.value for p in onnx.load(str(exported / name)).metadata_props}
-        assert props == {"siamcli.model": "siamrpnban", "siamcli.architecture": "siamrpnban_lite0x3"}
+        assert props == {"siamcli.model": "siamrpnban", "siamcli.architecture": MODELS["siamrpnban"].architecture}
 
 
 def test_onnx_files_without_a_model_run_as_the_model_they_name(tmp_path, exported, frame_folder):

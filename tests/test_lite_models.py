@@ -80,26 +80,6 @@ def test_lite_models_output_the_score_map_their_tracker_reads(name):
         assert (loc > 0).all()  # distances
 
 
-def test_a_lite_model_can_read_several_backbone_blocks_and_still_exports():
-    """``taps=(7, 10)``: the neck reads blocks 7 and 10 concatenated (one backbone pass); the ONNX
-    export gives the torch outputs."""
-    torch.manual_seed(0)
-    model = LiteSiamese("rpn", taps=(10, 7)).eval()
-    assert model.taps == (7, 10) and model.neck[0].in_channels == 80 + 112
-    img = torch.rand(1, 3, 255, 255) * 255
-    with torch.no_grad():
-        feat = model.features(img)
-        up_to_7 = EfficientNetLite(7)
-        up_to_7.load_state_dict({k: v for k, v in model.backbone.state_dict().items()
-                                 if not k.startswith(("_blocks.8.", "_blocks.9.", "_blocks.10."))})
-        x = (img - INPUT_MEAN) / INPUT_STD
-        assert torch.equal(feat, torch.cat([up_to_7.eval()(x), model.backbone(x)], dim=1))
-    assert_onnx_matches_torch(model)
-    for bad in ((4,), (10, 11), ()):
-        with pytest.raises(ValueError):
-            LiteSiamese("rpn", taps=bad)
-
-
 def test_default_model_is_bundled():
     assert MODELS[DEFAULT_MODEL].bundled
 

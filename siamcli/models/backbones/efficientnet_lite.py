@@ -112,16 +112,6 @@ class EfficientNetLite(nn.Module):
             x = block(x)
         return x
 
-    def taps(self, x: torch.Tensor, blocks: Tuple[int, ...]) -> List[torch.Tensor]:
-        """The outputs of ``blocks`` (indices in ascending order) in one pass."""
-        x = self.act(self._bn0(self._conv_stem(x)))
-        outs = []
-        for i, block in enumerate(self._blocks):
-            x = block(x)
-            if i in blocks:
-                outs.append(x)
-        return outs
-
 
 def _prod(values) -> int:
     out = 1
