@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from siamcli.catalog import get_spec  # noqa: E402
 from siamcli.engines.torch_engine import TorchEngine  # noqa: E402
-from siamcli.models.registry import build_model  # noqa: E402
+from siamcli.catalog import build_network  # noqa: E402
 
 VARIANTS = {
     "fp32 plain": dict(precision="fp32"),
@@ -69,7 +69,7 @@ def main(models, variants, calibration_video, rounds, calls, threads, json_out):
     for name in models.split(","):
         spec = get_spec(name)
         torch.manual_seed(0)
-        network = build_model(spec.architecture)
+        network = build_network(spec)
         z = rng.integers(0, 256, (spec.params.exemplar_size,) * 2 + (3,), dtype=np.uint8)
         x = rng.integers(0, 256, (spec.params.instance_size,) * 2 + (3,), dtype=np.uint8)
         engines = {label: TorchEngine(network, device="cpu", **VARIANTS[label]) for label in chosen}

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from siamcli.api import create_tracker  # noqa: E402
 from siamcli.eval.metrics import iou  # noqa: E402
+from siamcli.frame_loop import track_frames  # noqa: E402
 from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
 from siamcli.training.data import default_source_paths, load_sources  # noqa: E402
 from siamcli.training.synthetic import synthetic_sequence  # noqa: E402
@@ -33,8 +34,7 @@ SEED_BASE = 7_000_000
 
 
 def mean_iou(tracker: SiameseTracker, frames, gt) -> float:
-    tracker.init(frames[0], gt[0])
-    boxes = [gt[0]] + [tracker.update(f).box for f in frames[1:]]
+    boxes = [result.box for _, _, result in track_frames(tracker, frames, gt[0])]
     return float(np.mean(iou(np.array(boxes), gt)))
 
 

@@ -1,7 +1,18 @@
-"""Option types shared by several commands."""
+"""Options that several commands take, each declared once: the model, the runtime, the device."""
 from __future__ import annotations
 
+from typing import Callable
+
 import click
+
+from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
+from .engines.choices import ENGINES, PRECISIONS
+
+BUNDLED = ", ".join(BUNDLED_MODELS)
+MODEL_HELP = f"Model name (see `siamcli models`). Default: {DEFAULT_MODEL}, a model bundled with siamcli ({BUNDLED})."
+CONFIG_HELP = "A pysot / SiamBAN / NanoTrack config.yaml, instead of --model."
+WEIGHTS_HELP = ("Checkpoint (.pth state dict or training snapshot). "
+                f"Not needed for siamcli's own models ({BUNDLED}): their weights ship with it.")
 
 
 class ThreadCount(click.ParamType):
@@ -28,3 +39,55 @@ class ThreadCount(click.ParamType):
 
 
 THREADS = ThreadCount()
+
+
+def _apply(options) -> Callable:
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def model_options(model_help: str = MODEL_HELP, config_help: str = CONFIG_HELP,
+                  weights_help: str = WEIGHTS_HELP) -> Callable:
+    """``--model`` / ``-m``, ``--config`` and ``--weights`` / ``-w``."""
+    return _apply([
+        click.option("--model", "-m", help=model_help),
+        click.option("--config", "config", help=config_help),
+        click.option("--weights", "-w", help=weights_help),
+    ])
+
+
+def device_option(default: str = "auto") -> Callable:
+    return click.option("--device", default=default, show_default=True,
+                        help="cpu, cuda (cuda:N), tensorrt (onnx engine), or auto (CUDA when available).")
+
+
+def engine_option(default: str = "auto", help: str = "Runtime. auto: the fastest among accuracy-verified options, "
+                  "measured at the first start on this machine and remembered (see `siamcli cache`).") -> Callable:
+    return click.option("--engine", type=click.Choice(ENGINES), default=default, show_default=True, help=help)
+
+
+THREADS_OPTION = click.option("--threads", type=THREADS,
+                              help="Intra-op threads of the runtime (at most the cores siamcli may use).")
+
+#: what picks the runtime: engine, precision, threads, ONNX files, compilation, CUDA graphs
+runtime_options = _apply([
+    engine_option(),
+    click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                 help="Numeric precision (auto: fp32 unless a reduced one is verified for this model to keep "
+                      "mean IoU within 0.01). int8: the files of `siamcli export --int8`, given with --onnx; "
+                      "check its accuracy with `siamcli eval`."),
+    THREADS_OPTION,
+    click.option("--onnx", "onnx_files", nargs=2, type=click.Path(dir_okay=False), metavar="A.onnx B.onnx",
+                 help="Run two ONNX files instead of --weights: template.onnx search.onnx (or search_int8.onnx) "
+                      "from `siamcli export`, or NanoTrack's backbone.onnx head.onnx."),
+    click.option("--compile", "compile_", is_flag=True,
+                 help="torch engine: compile the search branch (torch.compile, weights packed once). The first "
+                      "frames take seconds to compile, then each frame is faster; needs a C++ compiler."),
+    click.option("--cuda-graphs", is_flag=True,
+                 help="torch engine on CUDA: replay the crop and network of each frame as one CUDA graph."),
+])
+
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

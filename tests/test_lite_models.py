@@ -17,7 +17,7 @@ from siamcli.cli import cli
 from siamcli.errors import SiamcliError
 from siamcli.models.backbones.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite, pretrained_state_dict
 from siamcli.models.lite import LiteSiamese
-from siamcli.models.registry import build_model
+from siamcli.catalog import build_model
 
 
 def assert_onnx_matches_torch(model) -> None:
@@ -125,7 +125,7 @@ def test_bundled_weights_match_their_manifest_and_load_strictly(name):
     assert {k: v for k, v in entry["tracker"].items() if k != "chosen_by"} == {
         "instance_size": p.instance_size, "lr": p.lr, "aspect_lr": p.aspect_lr, "penalty_k": p.penalty_k,
         "window_influence": p.window_influence}
-    model = build_model(MODELS[name].architecture)
+    model = build_model(name)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # strict
 
 

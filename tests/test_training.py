@@ -290,11 +290,11 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
     assert entry["recipe"]["rotate"] == 35
     assert manifest["models"]["siamrpnban.pth"]["recipe"]["rotate"] == {"siamrpn": 0, "siamban": 35}
     assert sorted(manifest["models"]) == ["siamban.pth", "siamrpnban.pth"] and not (out / "siamrpn.pth").exists()
-    from siamcli.models.registry import build_model
+    from siamcli.catalog import build_model
 
-    build_model("siamban_lite0x3").load_state_dict(torch.load(out / "siamban.pth", weights_only=True))
+    build_model("siamban").load_state_dict(torch.load(out / "siamban.pth", weights_only=True))
     mixed = torch.load(out / "siamrpnban.pth", weights_only=True)
-    build_model("siamrpnban_lite0x3").load_state_dict(mixed)
+    build_model("siamrpnban").load_state_dict(mixed)
     ban = torch.load(out / "siamban.pth", weights_only=True)  # members 3-5 are siamban's heads 0-2
     moved = {k.replace(f"members.{i}.", f"members.{i + 3}.", 1): v
              for i in range(3) for k, v in ban.items() if k.startswith(f"members.{i}.")}
