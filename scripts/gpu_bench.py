@@ -64,9 +64,6 @@ VARIANTS = {
     "fp16 graphs unfolded NCHW": dict(precision="fp16", cuda_graphs=True, fold_bn=False, channels_last=False),
     "fp32 graphs": dict(precision="fp32", cuda_graphs=True),
     "fp32 graphs folded": dict(precision="fp32", cuda_graphs=True, fold_bn=True),
-    "fp16 graphs select": dict(precision="fp16", cuda_graphs=True, device_select=True),
-    "fp16 graphs host pick": dict(precision="fp16", cuda_graphs=True, device_select=False),
-    "fp32 graphs select": dict(precision="fp32", cuda_graphs=True, device_select=True),
 }
 CPU_VARIANTS = ("fp32 host crop", "fp32")
 

@@ -325,7 +325,7 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, one_based, o
     tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
                                    several=_several(box), aspect_lr=aspect_lr)
     with open_camera(camera) as frames:
-        if getattr(frames, "skipped", 0):
+        if frames.skipped:
             err_console.print(f"skipped {frames.skipped} warm-up frames from {frames.label}")
         window = None if no_display else LiveWindow(f"siamcli {spec.name} - s: select, p: pause, q: quit")
         try:
@@ -414,6 +414,7 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     """
     from .eval.datasets import GROUNDTRUTH, scan_sequences
     from .eval.runner import robustness_runs, run_length, summarise, track_runs
+    from .tracking.tracker import SiameseTracker
     from .io.outputs import check_outputs, output
 
     if report_dir and (starts > 1 or sre):
@@ -487,7 +488,7 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
                     "+".join(n for n, on in (("TRE", starts > 1), ("SRE", sre)) if on)}
         doc = {"dataset": str(dataset), "protocol": protocol, **docs[0], "model": docs[0]["tracker"],
                "weights": str(weights),
-               "engine": getattr(getattr(trackers[0][1], "engine", None), "name", None)}
+               "engine": trackers[0][1].engine.name if isinstance(trackers[0][1], SiameseTracker) else None}
         if len(docs) > 1:
             doc["compared"] = docs[1:]
         if failed:

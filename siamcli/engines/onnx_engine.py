@@ -62,8 +62,8 @@ def make_session(source: Source, device: Optional[str] = None, threads: Optional
     """An ``InferenceSession`` for a file path or serialized model bytes.
 
     ``save_optimized``: also write the graph as onnxruntime optimized it (for this machine's
-    CPU) there; ``optimized``: ``source`` is such a graph, loaded without optimizing again
-    (0.2 s instead of 0.7 s for a ResNet-50's search graph here).
+    CPU) there; ``optimized``: ``source`` is such a graph, loaded without optimizing again, which
+    is most of the time a large graph takes to load.
     """
     ort = _ort()
     opts = ort.SessionOptions()

@@ -3,9 +3,9 @@
 Precision:
 
 * ``fp32`` -- plain inference.
-* ``bf16`` -- ``torch.autocast`` with bfloat16 (CPU or CUDA). On a CPU with
-  AMX this is about 3x faster than fp32; without AMX it can be several times
-  *slower*, so :func:`siamcli.engines.make_engine` only picks it after measuring.
+* ``bf16`` -- ``torch.autocast`` with bfloat16 (CPU or CUDA). On a CPU it is fast only
+  where oneDNN has AMX, and can be slower than fp32 elsewhere, so
+  :func:`.factory.choose_engine` picks it only after measuring.
 * ``fp16`` -- CUDA only: a half copy of the network, BatchNorms folded, channels-last.
 
 int8 runs on onnxruntime, from the graphs of ``siamcli export --int8`` (:mod:`.quantize`).
