@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli_options import BUNDLED, QUIET, device_option, model_options, runtime_options
+from .cli_options import (BUNDLED, QUIET, aspect_lr_option, box_format_option, device_option, max_frames_option,
+                          model_options, runtime_options)
 from .errors import SiamcliError
 from .progress import progress_display
 
@@ -80,22 +81,17 @@ def _output_options(fn):
                           "(the boxes written stay 0-based)."),
         click.option("--output", "-o",
                      help="Box file, written frame by frame. Default: <source name>_boxes.<format>"),
-        click.option("--format", "fmt", type=click.Choice(["csv", "json", "mot", "otb"]),
-                     help="Box file format: csv (frame,x,y,w,h,score,state), json, mot (MOTChallenge, one "
-                          "track per target) or otb (x,y,w,h lines, one target). Default: from the -o suffix (.json), else csv."),
+        box_format_option(),
         click.option("--save-video", help="Write the frames with the box drawn (.mp4 or .avi)."),
         click.option("--lost-threshold", type=click.FloatRange(0, 1),
                      help="Score below which the target counts as lost (default per model, see docs)."),
-        click.option("--aspect-lr", type=click.FloatRange(0, 1),
-                     help="How fast the box's aspect (w/h) follows the model, its scale apart: 0 keeps the first "
-                          "box's shape. Default per model (`siamcli models`; the published models move width "
-                          "and height alike)."),
+        aspect_lr_option(),
         click.option("--redetect", is_flag=True,
                      help="While lost, keep the last confident box and widen the search until the target is "
                           "found (with NanoTrack's published ONNX pair, whose head takes one search size, "
                           "the search does not widen)."),
         device_option(),
-        click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames."),
+        max_frames_option(),
     ]
     for option in reversed(options):
         fn = option(fn)

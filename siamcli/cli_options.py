@@ -1,12 +1,15 @@
-"""Options that several commands take, each declared once: the model, the runtime, the device."""
+"""Options that several commands take, each declared once: the model, the runtime, the device, the
+box file's format, the aspect rate, the frame limit, the progress display. A command that means
+something narrower by one of them passes its own help text, never its own declaration."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import click
 
 from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
 from .engines.choices import ENGINES, PRECISIONS
+from .io.writers import FORMATS
 
 BUNDLED = ", ".join(BUNDLED_MODELS)
 MODEL_HELP = f"Model name (see `siamcli models`). Default: {DEFAULT_MODEL}, a model bundled with siamcli ({BUNDLED})."
@@ -90,4 +93,28 @@ runtime_options = _apply([
                  help="torch engine on CUDA: replay the crop and network of each frame as one CUDA graph."),
 ])
 
-QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+
+def box_format_option(default: Optional[str] = None,
+                      help: str = "Box file format: csv (frame,x,y,w,h,score,state), json, mot (MOTChallenge, one "
+                                  "track per target) or otb (x,y,w,h lines, one target). Default: from the -o "
+                                  "suffix (.json), else csv.") -> Callable:
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default=default,
+                        show_default=default is not None, help=help)
+
+
+def aspect_lr_option(help: str = "How fast the box's aspect (w/h) follows the model, its scale apart: 0 keeps the "
+                                 "first box's shape. Default per model (`siamcli models`; the published models "
+                                 "move width and height alike).") -> Callable:
+    return click.option("--aspect-lr", type=click.FloatRange(0, 1), help=help)
+
+
+def max_frames_option(help: str = "Stop after this many frames.") -> Callable:
+    return click.option("--max-frames", type=click.IntRange(min=1), help=help)
+
+
+def quiet_option(help: str = "No progress bar.") -> Callable:
+    return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
+QUIET = quiet_option()
