@@ -50,6 +50,11 @@ def _change(ratio: np.ndarray) -> np.ndarray:
     return np.maximum(ratio, 1.0 / ratio)
 
 
+def _usable(box: np.ndarray, pscore: float) -> bool:
+    """A candidate can be followed: finite box and score, positive size."""
+    return bool(np.isfinite(box).all() and box[2] > 0 and box[3] > 0 and math.isfinite(pscore))
+
+
 def _padded_size(w, h):
     pad = (w + h) * 0.5
     return np.sqrt((w + pad) * (h + pad))
@@ -124,10 +129,15 @@ class Decoder:
             score = foreground(cls)
             pred = self.boxes(loc.reshape(4, -1), grid, current)
             penalty, pscore = self.penalised(score, pred[2], pred[3], size, scale_z, window, window_influence)
-            usable = np.isfinite(pred).all(axis=0) & (pred[2] > 0) & (pred[3] > 0) & np.isfinite(pscore)
-        if not usable.any():  # nothing to follow: the target stays where it was
-            return Found(float(center[0]), float(center[1]), float(size[0]), float(size[1]), 0.0)
-        best = int(np.argmax(np.where(usable, pscore, -np.inf)))
+        # the plain argmax is the answer whenever it lands on a usable candidate (a NaN score is
+        # returned first, so it never hides one); the mask is built only when it does not
+        best = int(np.argmax(pscore))
+        if not _usable(pred[:, best], pscore[best]):
+            with np.errstate(invalid="ignore"):
+                usable = np.isfinite(pred).all(axis=0) & (pred[2] > 0) & (pred[3] > 0) & np.isfinite(pscore)
+            if not usable.any():  # nothing to follow: the target stays where it was
+                return Found(float(center[0]), float(center[1]), float(size[0]), float(size[1]), 0.0)
+            best = int(np.argmax(np.where(usable, pscore, -np.inf)))
         return self.smooth(pred[:, best], float(penalty[best]), float(score[best]), center, size, scale_z)
 
     def smooth(self, box: Sequence[float], penalty: float, score: float, center: Sequence[float],
