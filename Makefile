@@ -20,7 +20,9 @@ install:
 		|| echo "could not install xvfb/xdotool: the window tests will be skipped"; fi
 	$(BIN)/siamcli --version
 
+# the import contracts of pyproject.toml (layers, no cycles) first: they take a second
 test:
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -rs
 
 test-fast:

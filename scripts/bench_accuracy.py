@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--weights", required=True)
     ap.add_argument("--seqs", default=str(ROOT.parent / "shared" / "data" / "seqs"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precisions", default="bf16", help="comma list of reduced precisions to check (bf16, int8)")
+    ap.add_argument("--precisions", default="bf16", help="comma list of reduced precisions to check (bf16, fp16)")
     ap.add_argument("--onnx-pair", nargs=2, metavar=("BACKBONE", "HEAD"), help="also check an ONNX pair")
     ap.add_argument("--out", default=str(ACCURACY_FILE))
     args = ap.parse_args()

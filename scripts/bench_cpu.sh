@@ -10,8 +10,7 @@
 # published shapes (their checkpoints cannot be downloaded here); speed does not depend on the values.
 # The zoo models also run on torch bf16 (channels-last, oneDNN on AMX where the CPU has it), asked for
 # explicitly: their accuracy in bf16 cannot be verified without the real checkpoints; and once more with
-# --compile (torch.compile of the search branch, compiled during the warm-up frames); and on torch int8
-# (oneDNN int8 convolutions, calibrated on the first frame; `-torch-int8` rows), eager and compiled.
+# --compile (torch.compile of the search branch, compiled during the warm-up frames).
 # ONLY=REGEX runs only the rows whose name matches (e.g. ONLY='alex|r50').
 set -u
 OUT=${1:?usage: scripts/bench_cpu.sh OUT_DIR [SOURCE]}
@@ -39,8 +38,6 @@ run nanotrack_v2 120 -m nanotrack_v2 -w "$SHARED/data/weights/nanotrack/v2/nanot
 run siamrpn_alex_dwxcorr 60 -m siamrpn_alex_dwxcorr -w "$ALEX"
 run siamrpn_alex_dwxcorr-bf16 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine torch --precision bf16
 run siamrpn_alex_dwxcorr-bf16-compiled 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine torch --precision bf16 --compile
-run siamrpn_alex_dwxcorr-torch-int8 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine torch --precision int8
-run siamrpn_alex_dwxcorr-torch-int8-compiled 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine torch --precision int8 --compile
 if [ -f "$INT8_DIR/search_int8.onnx" ]; then
   run siamrpn_alex_dwxcorr-int8 60 -m siamrpn_alex_dwxcorr -w "$ALEX" --engine onnx \
     --onnx "$INT8_DIR/template.onnx" "$INT8_DIR/search_int8.onnx"
@@ -50,6 +47,4 @@ for m in siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234
   run "$m" $frames -m "$m" -w "$OUT/weights/$m.pth"
   run "$m-bf16" $frames -m "$m" -w "$OUT/weights/$m.pth" --engine torch --precision bf16
   run "$m-bf16-compiled" $frames -m "$m" -w "$OUT/weights/$m.pth" --engine torch --precision bf16 --compile
-  run "$m-torch-int8" $frames -m "$m" -w "$OUT/weights/$m.pth" --engine torch --precision int8
-  run "$m-torch-int8-compiled" $frames -m "$m" -w "$OUT/weights/$m.pth" --engine torch --precision int8 --compile
 done

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from siamcli.api import build_network  # noqa: E402
+from siamcli.catalog import build_network  # noqa: E402
 from siamcli.bench import bench  # noqa: E402
 from siamcli.catalog import get_spec  # noqa: E402
 from siamcli.engines.onnx_engine import OnnxEngine  # noqa: E402

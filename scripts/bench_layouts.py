@@ -1,15 +1,14 @@
 #!/usr/bin/env python
 """Torch engine variants side by side: plain eager vs BatchNorms folded + channels-last, fp32 and bf16,
-bf16 with the search branch compiled (``--compile``), and int8 (``--precision int8``), eager and compiled.
+and bf16 with the search branch compiled (``--compile``).
 
-    .venv/bin/python scripts/bench_layouts.py [--models a,b] [--variants "fp32 plain,int8"]
+    .venv/bin/python scripts/bench_layouts.py [--models a,b] [--variants "fp32 plain,bf16 CL"]
                                               [--rounds 5] [--calls 4] [--json OUT]
 
 For each model (random weights of the published shapes; speed does not depend on
 the values) the search branch of a fixed random patch is timed with every variant
 in turn, round after round, so that a slow spell of a shared machine hits all of
 them alike. Prints the median ms of each variant and its ratio to plain fp32.
-The int8 variant is calibrated on crops of a real frame (``--calibration-video``).
 """
 from __future__ import annotations
 
@@ -28,9 +27,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from siamcli.catalog import get_spec  # noqa: E402
+from siamcli.catalog import build_network, get_spec  # noqa: E402
 from siamcli.engines.torch_engine import TorchEngine  # noqa: E402
-from siamcli.models.registry import build_model  # noqa: E402
 
 VARIANTS = {
     "fp32 plain": dict(precision="fp32"),
@@ -38,8 +36,6 @@ VARIANTS = {
     "bf16 plain": dict(precision="bf16", channels_last=False),
     "bf16 CL": dict(precision="bf16"),
     "bf16 CL compiled": dict(precision="bf16", compile=True),
-    "int8": dict(precision="int8"),
-    "int8 compiled": dict(precision="int8", compile=True),
 }
 
 
@@ -49,36 +45,23 @@ VARIANTS = {
 @click.option("--calls", default=4, show_default=True, help="Timed search calls per variant and round.")
 @click.option("--variants", default=",".join(VARIANTS), show_default=True,
               help="Comma-separated variants to time (always with fp32 plain).")
-@click.option("--calibration-video", default=str(ROOT.parent / "shared/data/videos/pysot_bag.avi"),
-              show_default=True, help="Video whose first frame calibrates the int8 variant.")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def main(models, variants, calibration_video, rounds, calls, threads, json_out):
+def main(models, variants, rounds, calls, threads, json_out):
     torch.set_num_threads(threads)
     chosen = ["fp32 plain"] + [v.strip() for v in variants.split(",") if v.strip() and v.strip() != "fp32 plain"]
     unknown = [v for v in chosen if v not in VARIANTS]
     if unknown:
         raise click.BadParameter(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    frame = None
-    if any(v.startswith("int8") for v in chosen):
-        from siamcli.engines.quantize import read_frames
-
-        frame = read_frames(calibration_video, limit=1)[0]
     rng = np.random.default_rng(0)
     results = {}
     for name in models.split(","):
         spec = get_spec(name)
         torch.manual_seed(0)
-        network = build_model(spec.architecture)
+        network = build_network(spec)
         z = rng.integers(0, 256, (spec.params.exemplar_size,) * 2 + (3,), dtype=np.uint8)
         x = rng.integers(0, 256, (spec.params.instance_size,) * 2 + (3,), dtype=np.uint8)
         engines = {label: TorchEngine(network, device="cpu", **VARIANTS[label]) for label in chosen}
-        for label in [v for v in engines if v.startswith("int8")]:
-            from siamcli.engines.quantize import calibration_crops
-
-            p = spec.params
-            engines[label].calibrate(calibration_crops([frame], 16, p.exemplar_size, p.instance_size,
-                                                       rgb=p.input_order == "rgb"), frame)
         feats = {label: e.template(z) for label, e in engines.items()}
         for label, e in engines.items():
             e.track(x, feats[label])  # warm-up (oneDNN primitive creation; compilation)

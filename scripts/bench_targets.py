@@ -29,7 +29,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from siamcli.api import build_network  # noqa: E402
+from siamcli.catalog import build_network  # noqa: E402
 from siamcli.catalog import get_spec  # noqa: E402
 from siamcli.engines.torch_engine import TorchEngine  # noqa: E402
 from siamcli.eval.datasets import load_sequence  # noqa: E402

@@ -38,14 +38,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from siamcli.api import build_network  # noqa: E402
+from siamcli.catalog import build_network  # noqa: E402
 from siamcli.bench import run_tracker  # noqa: E402
 from siamcli.catalog import get_spec  # noqa: E402
 from siamcli.engines.torch_engine import TorchEngine  # noqa: E402
 from siamcli.eval.datasets import find_sequences  # noqa: E402
 from siamcli.eval.metrics import score_sequence  # noqa: E402
 from siamcli.models.checkpoint import load_weights  # noqa: E402
-from siamcli.models.registry import build_model  # noqa: E402
+from siamcli.catalog import build_model  # noqa: E402
 from siamcli.tracking.multi import MultiTracker  # noqa: E402
 from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
 
@@ -64,9 +64,6 @@ VARIANTS = {
     "fp16 graphs unfolded NCHW": dict(precision="fp16", cuda_graphs=True, fold_bn=False, channels_last=False),
     "fp32 graphs": dict(precision="fp32", cuda_graphs=True),
     "fp32 graphs folded": dict(precision="fp32", cuda_graphs=True, fold_bn=True),
-    "fp16 graphs select": dict(precision="fp16", cuda_graphs=True, device_select=True),
-    "fp16 graphs host pick": dict(precision="fp16", cuda_graphs=True, device_select=False),
-    "fp32 graphs select": dict(precision="fp32", cuda_graphs=True, device_select=True),
 }
 CPU_VARIANTS = ("fp32 host crop", "fp32")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from siamcli.models.registry import build_model  # noqa: E402
+from siamcli.catalog import build_model  # noqa: E402
 
 if len(sys.argv) < 3:
     sys.exit(__doc__)

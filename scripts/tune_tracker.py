@@ -32,6 +32,7 @@ from siamcli.errors import SiamcliError  # noqa: E402
 from siamcli.eval.datasets import find_sequences  # noqa: E402
 from siamcli.eval.metrics import score_sequence  # noqa: E402
 from siamcli.eval.runner import robustness_runs  # noqa: E402
+from siamcli.frame_loop import track_frames  # noqa: E402
 from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
 
 
@@ -59,12 +60,8 @@ def mean_iou(tracker: SiameseTracker, seq: Loaded) -> float:
     """Mean IoU of ``seq``'s runs, each scored from its start frame on."""
     scores = []
     for start, box in seq.runs:
-        boxes = np.zeros((len(seq.frames), 4))
-        tracker.init(seq.frames[start], box)
-        boxes[start] = box
-        for i in range(start + 1, len(seq.frames)):
-            boxes[i] = tracker.update(seq.frames[i]).box
-        scores.append(score_sequence(boxes[start:], seq.groundtruth[start:])["mean_iou"])
+        boxes = [result.box for _, _, result in track_frames(tracker, seq.frames[start:], box)]
+        scores.append(score_sequence(np.array(boxes), seq.groundtruth[start:])["mean_iou"])
     return float(np.mean(scores))
 
 

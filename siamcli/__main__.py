@@ -3,7 +3,7 @@
 Ctrl-C is answered with one line and exit code 130 from the first instruction on,
 the imports included (they take a good part of a second before any command
 runs), and stderr is siamcli's (:mod:`siamcli.stderr`) while the command runs.
-A run in progress handles SIGINT itself (:mod:`siamcli.runloop`) and keeps its
+A run in progress handles SIGINT itself (:mod:`siamcli.frame_loop`, its ``SignalGuard``) and keeps its
 boxes. A missing OpenCV (neither ``siamcli[headless]`` nor ``siamcli[gui]``
 installed) is one line too, whether it shows when the commands are loaded or
 when one of them runs.

@@ -10,14 +10,13 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .catalog import DEFAULT_MODEL, MODELS, ModelSpec, get_spec, spec_from_config
+from .catalog import DEFAULT_MODEL, MODELS, ModelSpec, get_spec, load_network, spec_from_config
 from .errors import SiamcliError
 from .tracking.params import TrackerParams
-from .tracking.states import TRACKING
 from .tracking.tracker import SiameseTracker, TrackResult
 
 PathLike = Union[str, Path]
@@ -54,36 +53,46 @@ def resolve_weights(spec: ModelSpec, weights: Optional[PathLike]) -> PathLike:
     )
 
 
-def build_network(spec: ModelSpec, weights: Optional[PathLike] = None):
-    """Instantiate the spec's network (random weights, eval mode).
+def checkpoint_source(spec: ModelSpec, weights: PathLike):
+    """The network of ``spec`` with ``weights`` loaded, built when an engine first needs it
+    (:class:`~siamcli.engines.factory.NetworkSource`): a start on a remembered ONNX export of
+    these weights needs neither the network nor torch."""
+    from .engines import startup_cache
+    from .engines.factory import NetworkSource
 
-    NanoTrack v1 and v2 configs describe the same sections, so for a NanoTrack
-    config the version is read off the checkpoint's keys when ``weights`` is given.
-    """
-    if spec.config is None:
-        from .models.registry import build_model
+    def load() -> Any:
+        return load_network(spec, weights)
 
-        return build_model(spec.architecture)
+    p = spec.params
     try:
-        if spec.architecture == "nanotrack":
-            from .models.checkpoint import read_state_dict
-            from .models.nanotrack import build_nanotrack_from_config, detect_nanotrack_version
-
-            version = None
-            if weights is not None:
-                try:
-                    version = detect_nanotrack_version(read_state_dict(weights))
-                except ValueError:
-                    version = None  # not NanoTrack weights: the strict load will explain
-            return build_nanotrack_from_config(spec.config, version=version)
-        from .models.zoo import build_from_config
-
-        return build_from_config(spec.config)
-    except ValueError as exc:
-        raise SiamcliError(f"config for {spec.name}: {exc}") from None
+        key = startup_cache.model_key(spec.name, spec.architecture, spec.config, weights, p.exemplar_size,
+                                      p.instance_size)
+    except OSError:
+        key = None  # unreadable weights: the load explains
+    return NetworkSource(spec.name, p.instance_size, load, key)
 
 
-def create_tracker(
+class BuiltTracker(NamedTuple):
+    """What :func:`build_tracker` made: the tracker, its model, and how ``auto`` chose the
+    engine (:class:`~siamcli.engines.factory.Probe`; None when nothing was left to choose)."""
+
+    tracker: SiameseTracker
+    spec: ModelSpec
+    probe: Any
+
+
+def create_tracker(model: Optional[str] = None, config: Optional[PathLike] = None, weights: Optional[PathLike] = None,
+                   device: Optional[str] = None, engine: Optional[str] = None, precision: Optional[str] = None,
+                   threads: Optional[int] = None, onnx_files: Optional[Sequence[PathLike]] = None,
+                   cuda_graphs: bool = False, compile: bool = False,
+                   settings: Optional[Mapping[str, Any]] = None) -> Tuple[SiameseTracker, ModelSpec]:
+    """A tracker and its model: :func:`build_tracker` without the engine choice's figures."""
+    built = build_tracker(model, config, weights, device, engine, precision, threads, onnx_files, cuda_graphs,
+                          compile, settings)
+    return built.tracker, built.spec
+
+
+def build_tracker(
     model: Optional[str] = None,
     config: Optional[PathLike] = None,
     weights: Optional[PathLike] = None,
@@ -95,51 +104,60 @@ def create_tracker(
     cuda_graphs: bool = False,
     compile: bool = False,
     settings: Optional[Mapping[str, Any]] = None,
-) -> Tuple[SiameseTracker, ModelSpec]:
+) -> BuiltTracker:
     """A tracker for ``model`` (or ``config``) with ``weights`` loaded, on ``device``.
 
     ``engine`` (auto | torch | onnx) and ``precision`` (auto | fp32 | bf16 |
-    fp16) pick the runtime; left out: torch fp32 (onnx with ``onnx_files``) (see :func:`siamcli.engines.factory.make_engine`;
-    ``auto`` measures on this machine among accuracy-verified options).
-    ``onnx_files`` runs two ONNX files instead of the checkpoint: the
-    ``template.onnx`` + ``search.onnx`` of ``siamcli export``, or NanoTrack's
-    backbone + head pair; ``weights`` are then not needed. ``threads`` sets the
+    fp16) pick the runtime; left out: torch fp32 (onnx with ``onnx_files``) (see
+    :func:`siamcli.engines.factory.choose_engine`; ``auto`` measures on this machine among
+    accuracy-verified options). ``onnx_files`` runs two ONNX files instead of the checkpoint: the
+    ``template.onnx`` + ``search.onnx`` (or ``search_int8.onnx``) of ``siamcli export``, or
+    NanoTrack's backbone + head pair; ``weights`` are then not needed. ``threads`` sets the
     runtime's intra-op thread count. ``compile`` compiles the torch engine's search
     branch (see :class:`siamcli.engines.torch_engine.TorchEngine`). ``settings`` change the
     model's tracker settings (:data:`siamcli.tracking.params.TUNABLE`, e.g. ``{"lr": 0.3}``).
     """
-    from .engines.factory import make_engine
+    from .engines.factory import choose_engine, onnx_engine_from_files
 
-    engine = engine or ("onnx" if onnx_files else "torch")
-    precision = precision or "fp32"
     if onnx_files:
-        runner = make_engine(None, engine=engine, precision=precision, device=device, threads=threads,
-                             onnx_files=onnx_files, compile=compile)
-        spec = onnx_spec(runner, model, config, onnx_files)
-        return SiameseTracker(runner, spec.params.tuned(**(settings or {}))), spec
+        if engine == "torch":
+            raise SiamcliError("ONNX files were given but --engine torch was asked for; use --engine onnx")
+        if compile or cuda_graphs:
+            raise SiamcliError(f"--{'compile' if compile else 'cuda-graphs'} applies to the torch engine; "
+                               "drop it, or drop --onnx")
+        from .engines.onnx_engine import OnnxPairEngine
+
+        runner = onnx_engine_from_files(onnx_files, device=device, threads=threads, precision=precision or "auto")
+        spec = onnx_spec(runner.metadata, isinstance(runner, OnnxPairEngine), model, config, onnx_files)
+        return BuiltTracker(SiameseTracker(runner, spec.params.tuned(**(settings or {}))), spec, None)
     spec = resolve_spec(model, config)
     params = spec.params.tuned(**(settings or {}))
-    from .engines.factory import checkpoint_source
-
-    # the network is built (and the checkpoint read) only if the engine needs it: a remembered
-    # ONNX export of these weights does not
     source = checkpoint_source(spec, resolve_weights(spec, weights))
-    runner = make_engine(source, engine=engine, precision=precision, device=device, threads=threads,
-                         cuda_graphs=cuda_graphs, instance_size=spec.params.instance_size, compile=compile)
-    return SiameseTracker(runner, params), spec
+    runner, probe = choose_engine(source, engine=engine or "torch", precision=precision or "fp32", device=device,
+                                  threads=threads, cuda_graphs=cuda_graphs, instance_size=spec.params.instance_size,
+                                  compile=compile)
+    return BuiltTracker(SiameseTracker(runner, params), spec, probe)
 
 
-def onnx_spec(runner, model: Optional[str], config: Optional[PathLike], files: Sequence[PathLike]) -> ModelSpec:
-    """The model whose tracker settings run the ONNX files of ``runner``: the one their metadata
-    names (``siamcli export`` records it), checked against ``model`` / ``config`` when given.
+def create_engine(model: str, weights: Optional[PathLike] = None, **options: Any):
+    """The engine of the named ``model`` with ``weights`` (its bundled ones when left out);
+    ``options`` as :func:`siamcli.engines.factory.choose_engine` takes them."""
+    from .engines.factory import make_engine
+
+    spec = resolve_spec(model)
+    return make_engine(checkpoint_source(spec, resolve_weights(spec, weights)), **options)
+
+
+def onnx_spec(labels: Mapping[str, str], nanotrack_pair: bool, model: Optional[str], config: Optional[PathLike],
+              files: Sequence[PathLike]) -> ModelSpec:
+    """The model whose tracker settings run ONNX ``files``: the one their metadata ``labels`` name
+    (``siamcli export`` records it), checked against ``model`` / ``config`` when given.
 
     The graphs of one network run with the settings of another give boxes that look plausible
     and are wrong, so a mismatch is refused rather than run.
     """
-    from .catalog import MODELS
-    from .export import ARCHITECTURE_KEY, MODEL_KEY
+    from .engines.onnx_engine import ARCHITECTURE_KEY, MODEL_KEY
 
-    labels = getattr(runner, "metadata", None) or {}
     recorded, architecture = labels.get(MODEL_KEY), labels.get(ARCHITECTURE_KEY)
     names = " and ".join(str(f) for f in files)
     if model or config:
@@ -153,9 +171,7 @@ def onnx_spec(runner, model: Optional[str], config: Optional[PathLike], files: S
             raise SiamcliError(f"{names} were exported from {recorded}, a model built from a config: "
                                "add the --config they were exported with")
         return get_spec(recorded)
-    from .engines.onnx_engine import OnnxPairEngine
-
-    if isinstance(runner, OnnxPairEngine):
+    if nanotrack_pair:
         raise SiamcliError(f"{names} name no model (NanoTrack's published backbone and head carry none): "
                            "add `-m nanotrack_v2` (or the NanoTrack version they belong to)")
     raise SiamcliError(f"{names} name no model in their metadata: add -m with the model they were exported from")
@@ -199,7 +215,7 @@ class Tracker:
     siamrpnban, siamrpn, siamban). ``device`` is ``"auto"`` (CUDA when torch finds it),
     ``"cpu"`` or ``"cuda"``; ``engine`` ``"auto"`` (the fastest accuracy-verified runtime,
     measured once per model and machine), ``"torch"`` or ``"onnx"``; ``precision`` ``"auto"``,
-    ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"``. ``redetect`` widens the search while the
+    ``"fp32"``, ``"bf16"`` or ``"fp16"``. ``redetect`` widens the search while the
     target is lost. Other keyword arguments change the model's tracker settings (``penalty_k``,
     ``window_influence``, ``lr``, ``aspect_lr``, ``lost_threshold``, ... :data:`siamcli.tracking.params.TUNABLE`).
 
@@ -239,7 +255,7 @@ class Tracker:
     @property
     def engine(self) -> str:
         """The runtime the network runs on, e.g. ``"onnx-cpu"`` or ``"torch-cuda-fp16"``."""
-        return str(getattr(self._core.engine, "name", type(self._core.engine).__name__))
+        return self._core.engine.name
 
     def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
         """Start tracking the target inside ``box`` (x, y, w, h) on ``frame``; again to restart."""
@@ -284,29 +300,28 @@ def track(source: Union[PathLike, int], box: Sequence[float], model: PathLike = 
     """
     if max_frames is not None and max_frames < 1:
         raise SiamcliError(f"max_frames must be at least 1, got {max_frames}")
+    from .frame_loop import RunReport, track_frames
+
     frames = _open(source)
+    report = RunReport()
     try:
         tracker = Tracker(model, weights, device, engine, **options)
-        rest = iter(frames)
-        first = next(rest)
-        tracker.init(first, box)
+        run = track_frames(tracker, frames, box, max_frames=max_frames, report=report)
+        first = next(run)  # opens the source and starts the tracker on the first frame before returning
     except BaseException:
         frames.close()
         raise
-    start = TrackResult(tuple(float(v) for v in box), 1.0, TRACKING)  # type: ignore[arg-type]
-    return _follow(tracker, frames, rest, start, max_frames)
+    return _follow(first, run, frames, report)
 
 
-def _follow(tracker: Tracker, frames: Any, rest: Iterator[np.ndarray], start: TrackResult,
-            max_frames: Optional[int]) -> Iterator[Tuple[int, TrackResult]]:
+def _follow(first: Tuple[int, Any, TrackResult], run: Iterator[Tuple[int, Any, TrackResult]], frames: Any,
+            report: Any) -> Iterator[Tuple[int, TrackResult]]:
     try:
-        yield 0, start
-        for index, frame in enumerate(rest, start=1):
-            if max_frames is not None and index >= max_frames:
-                return
-            yield index, tracker.update(frame)
-        stopped = frames.stop_message()
-        if stopped:
-            warnings.warn(stopped, RuntimeWarning, stacklevel=2)
+        yield first[0], first[2]
+        for index, _, result in run:
+            yield index, result
+        if report.stream_message:
+            warnings.warn(report.stream_message, RuntimeWarning, stacklevel=2)
     finally:
+        run.close()
         frames.close()

@@ -22,12 +22,16 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from contextlib import closing
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from .errors import SiamcliError
+from .frame_loop import track_frames
+from .io.sources import FrameSource
+from .tracking.tracker import TrackResult
 
 PathLike = Union[str, Path]
 STAGES = ("decode", "crop", "network", "post", "write")
@@ -35,31 +39,54 @@ NANOTRACK_PAIR = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
 
 
 class TimedEngine:
-    """Wraps an engine and records when each ``track`` call starts and ends."""
+    """An engine that records when its last network call started and ended (the crop on the
+    device, for an engine that crops there, counts as network)."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.name = getattr(engine, "name", type(engine).__name__)
+        self.name = engine.name
+        self.precision = engine.precision
+        self.crops_on_device = engine.crops_on_device
+        self.max_instance_size = engine.max_instance_size
         self.start = self.end = 0.0
 
     def template(self, patch: np.ndarray) -> Any:
         return self.engine.template(patch)
 
-    def __getattr__(self, name: str) -> Any:  # e.g. an int8 engine's calibration hooks
-        return getattr(self.engine, name)
+    def join_templates(self, features: Sequence[Any]) -> Any:
+        return self.engine.join_templates(features)
 
-    def track(self, patch: np.ndarray, zf: Any):
+    def track(self, patch: np.ndarray, features: Any):
         self.start = time.perf_counter()
-        out = self.engine.track(patch, zf)
+        out = self.engine.track(patch, features)
         self.end = time.perf_counter()
         return out
 
-    def track_regions(self, frame: np.ndarray, *args: Any, **kwargs: Any):
-        """An engine that crops (and picks) on its device: both are timed as part of the network."""
+    def track_regions(self, frame: np.ndarray, *args: Any):
         self.start = time.perf_counter()
-        out = self.engine.track_regions(frame, *args, **kwargs)
+        out = self.engine.track_regions(frame, *args)
         self.end = time.perf_counter()
         return out
+
+
+class _TimedTracker:
+    """A tracker whose ``init`` and ``update`` calls are timed (start and end of the last one)."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+        self.init_seconds = 0.0
+        self.start = self.end = 0.0
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        started = time.perf_counter()
+        self.tracker.init(frame, box)
+        self.init_seconds = time.perf_counter() - started
+
+    def update(self, frame: np.ndarray) -> Any:
+        self.start = time.perf_counter()
+        result = self.tracker.update(frame)
+        self.end = time.perf_counter()
+        return result
 
 
 # -- frame sources -----------------------------------------------------------------
@@ -68,9 +95,9 @@ def _is_sequence(path: Path) -> bool:
 
 
 def open_source(source: PathLike, max_frames: Optional[int] = None
-                ) -> Tuple[Callable[[], Iterator[np.ndarray]], Optional[np.ndarray], int]:
-    """(frame iterator factory, ground truth or None, frame count) for a video file,
-    an OTB-style sequence folder (``img/`` + ``groundtruth_rect.txt``) or an image folder.
+                ) -> Tuple[Callable[[], Iterable[np.ndarray]], Optional[np.ndarray], int]:
+    """(frames factory, ground truth or None, frames to use) for a video file, an OTB-style
+    sequence folder (``img/`` + ``groundtruth_rect.txt``) or an image folder.
 
     Frames are read through :func:`siamcli.io.sources.open_source`, as ``track`` reads them."""
     from .io.sources import open_source as open_frames
@@ -87,12 +114,8 @@ def open_source(source: PathLike, max_frames: Optional[int] = None
     if gt is not None:
         gt = gt[:limit] if limit else gt
 
-    def frames() -> Iterator[np.ndarray]:
-        with open_frames(path) as src:
-            for n, frame in enumerate(src):
-                if limit and n >= limit:
-                    break
-                yield frame
+    def frames() -> Iterable[np.ndarray]:
+        return open_frames(path)
 
     return frames, gt, limit
 
@@ -110,99 +133,107 @@ def mean_iou(boxes: np.ndarray, gt: np.ndarray) -> Optional[float]:
 
 
 # -- the instrumented loops ----------------------------------------------------------
-def _loop(frames: Callable[[], Iterator[np.ndarray]], box: Sequence[float],
-          init: Callable[[np.ndarray, Sequence[float]], None],
-          update: Callable[[np.ndarray], Tuple[Sequence[float], Dict[str, float]]],
-          warmup: int, sink: io.TextIOBase) -> Dict[str, Any]:
+def _loop(frames: Callable[[], Iterable[np.ndarray]], box: Sequence[float], tracker: Any,
+          stages: Callable[["_TimedTracker"], Dict[str, float]], warmup: int, sink: io.TextIOBase,
+          max_frames: Optional[int] = None) -> Dict[str, Any]:
+    """:func:`siamcli.frame_loop.track_frames` with stage timers: the wait for a decoded frame, the
+    ``update`` (split by ``stages``), the writing of its row."""
     writer = csv.writer(sink)
     times: Dict[str, List[float]] = {s: [] for s in (*STAGES, "total")}
     boxes: List[Sequence[float]] = []
-    it = frames()
-    first = next(it, None)
-    if first is None:
-        raise SiamcliError("the source has no frames")
-    started = time.perf_counter()
-    init(first, box)
-    startup = {"init": time.perf_counter() - started}
-    boxes.append(tuple(box))
+    timed = _TimedTracker(tracker)
+    startup: Dict[str, float] = {}
     count = 0
-    loop_start = time.perf_counter()
-    timed_from = loop_start
-    while True:
-        t0 = time.perf_counter()
-        frame = next(it, None)
-        if frame is None:
-            break
-        t1 = time.perf_counter()
-        result_box, parts = update(frame)
-        t2 = time.perf_counter()
-        writer.writerow([len(boxes)] + [f"{v:.2f}" for v in result_box])
-        t3 = time.perf_counter()
-        boxes.append(tuple(result_box))
-        count += 1
-        if count == 1:
-            startup["first_update"] = t2 - t1
-        if count == warmup:
-            timed_from = t3
-        if count > warmup:
-            times["decode"].append(t1 - t0)
-            times["write"].append(t3 - t2)
-            times["total"].append(t3 - t0)
-            for key, value in parts.items():
-                times[key].append(value)
+    source = frames()
+    try:
+        with closing(track_frames(timed, source, box, max_frames=max_frames)) as run:
+            asked = time.perf_counter()
+            for _, _, result in run:
+                got = time.perf_counter()
+                if not boxes:  # the first frame: its box, after init
+                    startup["init"] = timed.init_seconds
+                    boxes.append(tuple(float(v) for v in box))
+                    asked = timed_from = time.perf_counter()
+                    continue
+                writer.writerow([len(boxes)] + [f"{v:.2f}" for v in result.box])
+                written = time.perf_counter()
+                boxes.append(tuple(result.box))
+                count += 1
+                update = timed.end - timed.start
+                if count == 1:
+                    startup["first_update"] = update
+                if count == warmup:
+                    timed_from = written
+                if count > warmup:
+                    times["decode"].append(got - asked - update)
+                    times["write"].append(written - got)
+                    times["total"].append(written - asked)
+                    for key, value in stages(timed).items():
+                        times[key].append(value)
+                asked = time.perf_counter()
+    finally:
+        if isinstance(source, FrameSource):
+            source.close()
+    if not boxes:
+        raise SiamcliError("the source has no frames")
     elapsed = time.perf_counter() - timed_from
-    timed = max(count - warmup, 0)
+    timed_count = max(count - warmup, 0)
     # each frame's share of time spent outside the network (decode, crop, post, write), median
     outside = [(t - n) / t for t, n in zip(times["total"], times["network"]) if t > 0]
     return {
         "frames": count + 1,
         "stages_ms": {k: _median_ms(v) for k, v in times.items() if v},
         "outside_network_pct": round(float(np.median(outside)) * 100, 2) if outside else None,
-        "fps": round(timed / elapsed, 2) if timed and elapsed > 0 else 0.0,
-        # the first frame's costs, outside the medians: template (+ int8 calibration), then the
-        # first update (oneDNN primitive creation, or compilation with --compile)
+        "fps": round(timed_count / elapsed, 2) if timed_count and elapsed > 0 else 0.0,
+        # the first frame's costs, outside the medians: the template, then the first update
+        # (oneDNN primitive creation, or compilation with --compile)
         "startup_ms": {k: round(v * 1000, 1) for k, v in startup.items()},
         "boxes": np.asarray(boxes, dtype=np.float64),
     }
 
 
-def run_tracker(tracker: Any, frames: Callable[[], Iterator[np.ndarray]], box: Sequence[float],
-                warmup: int = 2, sink: Optional[io.TextIOBase] = None) -> Dict[str, Any]:
+def run_tracker(tracker: Any, frames: Callable[[], Iterable[np.ndarray]], box: Sequence[float],
+                warmup: int = 2, sink: Optional[io.TextIOBase] = None,
+                max_frames: Optional[int] = None) -> Dict[str, Any]:
     """Time a :class:`SiameseTracker` (its engine is wrapped in a :class:`TimedEngine`)."""
-    timed = TimedEngine(tracker.engine)
-    tracker.engine = timed
+    network = TimedEngine(tracker.engine)
+    tracker.engine = network
 
-    def update(frame):
-        t0 = time.perf_counter()
-        result = tracker.update(frame)
-        t1 = time.perf_counter()
-        return result.box, {"crop": timed.start - t0, "network": timed.end - timed.start, "post": t1 - timed.end}
+    def stages(update: _TimedTracker) -> Dict[str, float]:
+        return {"crop": network.start - update.start, "network": network.end - network.start,
+                "post": update.end - network.end}
 
     try:
-        return _loop(frames, box, tracker.init, update, warmup, sink or io.StringIO())
+        return _loop(frames, box, tracker, stages, warmup, sink or io.StringIO(), max_frames)
     finally:
-        tracker.engine = timed.engine
+        tracker.engine = network.engine
 
 
-def run_opencv_nano(backbone: PathLike, head: PathLike, frames: Callable[[], Iterator[np.ndarray]],
-                    box: Sequence[float], warmup: int = 2, sink: Optional[io.TextIOBase] = None) -> Dict[str, Any]:
+class _OpenCVNano:
+    """``cv2.TrackerNano`` as a tracker: ``init(frame, box)``, ``update(frame) -> TrackResult``."""
+
+    def __init__(self, backbone: PathLike, head: PathLike) -> None:
+        params = cv2.TrackerNano_Params()
+        params.backbone = str(backbone)
+        params.neckhead = str(head)
+        self.tracker = cv2.TrackerNano_create(params)
+
+    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+        self.tracker.init(frame, tuple(int(round(v)) for v in box))
+
+    def update(self, frame: np.ndarray) -> TrackResult:
+        _ok, box = self.tracker.update(frame)
+        return TrackResult(tuple(float(v) for v in box), float(self.tracker.getTrackingScore()))
+
+
+def run_opencv_nano(backbone: PathLike, head: PathLike, frames: Callable[[], Iterable[np.ndarray]],
+                    box: Sequence[float], warmup: int = 2, sink: Optional[io.TextIOBase] = None,
+                    max_frames: Optional[int] = None) -> Dict[str, Any]:
     """Time OpenCV's ``cv2.TrackerNano`` (network, crop and post-processing are one ``update``)."""
     if not hasattr(cv2, "TrackerNano"):
         raise SiamcliError("this OpenCV build has no cv2.TrackerNano (needs OpenCV >= 4.7 with the dnn module)")
-    params = cv2.TrackerNano_Params()
-    params.backbone = str(backbone)
-    params.neckhead = str(head)
-    tracker = cv2.TrackerNano_create(params)
-
-    def init(frame, b):
-        tracker.init(frame, tuple(int(round(v)) for v in b))
-
-    def update(frame):
-        t0 = time.perf_counter()
-        _ok, b = tracker.update(frame)
-        return tuple(float(v) for v in b), {"network": time.perf_counter() - t0}
-
-    out = _loop(frames, box, init, update, warmup, sink or io.StringIO())
+    out = _loop(frames, box, _OpenCVNano(backbone, head), lambda update: {"network": update.end - update.start},
+                warmup, sink or io.StringIO(), max_frames)
     out["note"] = "cv2.TrackerNano.update = crop + network + post-processing, reported as network"
     out["outside_network_pct"] = None  # its crop and post-processing cannot be told from its network
     return out
@@ -266,13 +297,13 @@ def bench(
 
     Returns a JSON-ready dict: ``stages_ms`` (median decode / crop / network /
     post / write / total per frame), ``startup_ms`` (building the ``engine``, ``init`` on the first
-    frame, with an int8 engine's calibration, and the ``first_update``, with any compilation), ``fps`` (end to end), ``mean_iou`` (for
+    frame, and the ``first_update``, with any compilation), ``fps`` (end to end), ``mean_iou`` (for
     annotated sequences), the chosen engine (and ``probe`` timings when it was
     chosen automatically), and ``baseline`` with the same figures plus
     ``speedup`` (fps / baseline fps). ``preload`` decodes every frame into memory before
     either run, so that fps counts from decoded frames (``max_frames`` bounds the memory).
     """
-    from .api import create_tracker, resolve_spec, resolve_weights
+    from .api import build_tracker, resolve_spec, resolve_weights
 
     if not onnx_files:
         weights = resolve_weights(resolve_spec(model, config), weights)
@@ -280,33 +311,37 @@ def bench(
     if count and count < 2:
         raise SiamcliError(f"{source} has {count} frame; the benchmark needs at least 2")
     if preload:
-        decoded = list(frames())
-
-        def frames() -> Iterator[np.ndarray]:  # noqa: F811 - the same frames, from memory
-            return iter(decoded)
+        with frames() as src:
+            decoded = [frame for _, frame in zip(range(count or 1 << 62), src)]
+        frames = lambda: decoded  # noqa: E731 - the same frames, from memory
     if init_box is None:
         if gt is not None:
             init_box = tuple(float(v) for v in gt[0])
         else:
-            init_box = default_box(next(frames()).shape)
+            source_frames = frames()
+            try:
+                init_box = default_box(next(iter(source_frames)).shape)
+            finally:
+                if isinstance(source_frames, FrameSource):
+                    source_frames.close()
     started = time.perf_counter()
-    tracker, spec = create_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
-                                   precision=precision, threads=threads, onnx_files=onnx_files,
-                                   cuda_graphs=cuda_graphs, compile=compile)
+    tracker, spec, probe = build_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
+                                         precision=precision, threads=threads, onnx_files=onnx_files,
+                                         cuda_graphs=cuda_graphs, compile=compile)
     engine_ms = (time.perf_counter() - started) * 1000
     if onnx_files and weights is None and spec.bundled:
         # the model the ONNX files name (siamcli.api.onnx_spec): its bundled weights, for the baseline
         weights = resolve_weights(spec, None)
     result: Dict[str, Any] = {
         "model": spec.name, "source": str(source), "engine": tracker.engine.name,
-        "precision": getattr(tracker.engine, "precision", None), "threads": threads,
+        "precision": tracker.engine.precision, "threads": threads,
         "device": device or "auto", "init_box": [round(float(v), 2) for v in init_box], "preloaded": preload,
     }
-    if getattr(tracker.engine, "probe", None):
-        result["probe_ms"] = tracker.engine.probe
+    if probe is not None:
+        result["probe_ms"] = probe.ms
         # auto's choice measured by an earlier start on this machine (siamcli.engines.startup_cache)
-        result["probe_remembered"] = bool(getattr(tracker.engine, "probe_remembered", False))
-    run = run_tracker(tracker, frames, init_box, warmup)
+        result["probe_remembered"] = probe.remembered
+    run = run_tracker(tracker, frames, init_box, warmup, max_frames=count or None)
     result.update({k: v for k, v in run.items() if k != "boxes"})
     # building the engine (checkpoint, export, auto's probe), before the first frame's init
     result["startup_ms"] = {"engine": round(engine_ms, 1), **result["startup_ms"]}
@@ -314,38 +349,36 @@ def bench(
         result["mean_iou"] = mean_iou(run["boxes"], gt)
 
     if baseline:
-        result["baseline"] = _baseline(spec, weights, config, frames, init_box, warmup, gt, baseline_onnx)
+        result["baseline"] = _baseline(spec, weights, config, frames, init_box, warmup, gt, baseline_onnx, count or None)
         base_fps = result["baseline"].get("fps") or 0
         result["speedup"] = round(result["fps"] / base_fps, 2) if base_fps else None
     result["machine"] = _machine()
     return result
 
 
-def _baseline(spec, weights, config, frames, box, warmup, gt, baseline_onnx) -> Dict[str, Any]:
+def _baseline(spec, weights, config, frames, box, warmup, gt, baseline_onnx, limit) -> Dict[str, Any]:
     if spec.architecture.startswith("nanotrack") or spec.name.startswith("nanotrack"):
         pair = tuple(baseline_onnx) if baseline_onnx else find_nanotrack_pair(weights)
         if not pair:
             return {"name": "cv2.TrackerNano", "skipped": "no NanoTrack backbone/head ONNX pair given "
                     "(--baseline-onnx BACKBONE HEAD, or put them next to the weights)"}
-        out = run_opencv_nano(pair[0], pair[1], frames, box, warmup)
+        out = run_opencv_nano(pair[0], pair[1], frames, box, warmup, max_frames=limit)
         out["name"] = "cv2.TrackerNano (NanoTrack v2 ONNX pair)"
     else:
         import torch
 
-        from .api import build_network
+        from .catalog import load_network
         from .engines.torch_engine import TorchEngine
-        from .models.checkpoint import load_weights
         from .tracking.tracker import SiameseTracker
 
         if weights is None:
             return {"name": "torch eager fp32, 1 thread", "skipped": "no .pth weights for the torch baseline"}
-        network = build_network(spec, weights)
-        load_weights(network, weights, spec.name)
+        network = load_network(spec, weights)
         before = torch.get_num_threads()
         try:
             torch.set_num_threads(1)
             tracker = SiameseTracker(TorchEngine(network, device="cpu"), spec.params)
-            out = run_tracker(tracker, frames, box, warmup)
+            out = run_tracker(tracker, frames, box, warmup, max_frames=limit)
         finally:
             torch.set_num_threads(before)
         out["name"] = "torch eager fp32, 1 thread"

@@ -1,10 +1,14 @@
-"""Models users can name: an architecture plus the tracker hyper-parameters published with it.
+"""The one registry of models users can name: each entry says how to build its network, how to
+track with it (:class:`~siamcli.tracking.params.TrackerParams`, the head family included) and where
+its weights come from (shipped with siamcli, or given with ``--weights``).
 
-A pysot / SiamBAN / NanoTrack ``config.yaml`` gives the same two things and
-can stand in for a name.
+``siamcli models`` lists it, ``--model`` picks from it, a pysot / SiamBAN / NanoTrack
+``config.yaml`` makes an entry of the same kind (:func:`spec_from_config`), and the checkpoint
+loader (:func:`load_network`) names the entry a mismatched checkpoint looks like.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
@@ -14,85 +18,100 @@ import yaml
 from .errors import SiamcliError
 from .tracking.params import TrackerParams
 
+PathLike = Union[str, Path]
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to build (``architecture``) and how to track with it (``params``)."""
+    """A model: its network (``architecture``, built by ``builder`` or from ``config``) and how to
+    track with it (``params``)."""
 
     name: str
+    #: the network's name, recorded in ONNX exports and start-up cache keys
     architecture: str
     params: TrackerParams
     summary: str = ""
-    #: config dict for architectures built from a config.yaml (None for named models)
-    config: Optional[Mapping[str, Any]] = None
-    #: file in siamcli's bundled ``weights/`` used when no --weights is given (None: must be given)
+    #: ``module:function`` under :mod:`siamcli.models` that returns the network (eval mode, random weights)
+    builder: Optional[str] = None
+    #: the file in siamcli's ``weights/`` used when no ``--weights`` is given (None: they must be given)
     bundled: Optional[str] = None
+    #: the parsed config.yaml of a model built from one (:func:`spec_from_config`)
+    config: Optional[Mapping[str, Any]] = None
+
+    @property
+    def family(self) -> str:
+        """``"rpn"`` (anchors) or ``"ban"`` (points): how the head's outputs are read."""
+        return self.params.family
 
 
 _RPN = TrackerParams(family="rpn")
 _BAN = TrackerParams(family="ban")
 # NanoTrack's loss thresholds lie between the scores it gives while tracking normally and those it
 # gives once the target is hidden (docs/live-tracking.md); v1 and v3 share v2's values.
-# siamcli's own models (siamcli.models.lite): stride 16, RGB input, boxes relative to the current
-# target size (one anchor of that shape for SiamRPN). Trained on 255 px search crops, they track on
-# 223 px ones (9x9 score map): faster, and no less accurate on the validation set (weights/README.md).
-# lr, aspect_lr, penalty_k and window influence per model were chosen by scripts/tune_tracker.py,
-# tracking ../shared/data/val from three starts a sequence, never on the development sequences of
-# ../shared/data/seqs. Their heads' aspect predictions are noisy, so the box's aspect follows them at
-# 0.01 (0.05 scored lower) and its scale at lr. siamrpnban runs the SiamRPN and the SiamBAN heads
-# together and answers as a SiamRPN (siamcli.models.lite.LiteMixed).
-_LITE = TrackerParams(stride=16, base_size=2, instance_size=223, input_order="rgb", box_units="target",
-                      anchor_ratios=(1.0,), anchor_scales=(1.0,),
-                      window_influence=0.490, penalty_k=0.150, lr=0.385)
 _NANO = TrackerParams(family="ban", stride=16, base_size=7,
                       uncertain_threshold=0.98, lost_threshold=0.93, recover_threshold=0.998)
 
-MODELS: Dict[str, ModelSpec] = {
-    s.name: s
-    for s in (
-        ModelSpec("siamrpnban", "siamrpnban_lite0x1",
-                  replace(_LITE, family="rpn", lr=0.4, aspect_lr=0.01, penalty_k=0.15, window_influence=0.3),
-                  "siamcli's own SiamRPN and SiamBAN heads together, EfficientNet-Lite0 (bundled weights, the default)",
-                  bundled="siamrpnban.pth"),
-        ModelSpec("siamrpn", "siamrpn_lite0x1",
-                  replace(_LITE, family="rpn", lr=0.4, aspect_lr=0.01, penalty_k=0.15, window_influence=0.3),
-                  "siamcli's own SiamRPN, EfficientNet-Lite0 (bundled weights)", bundled="siamrpn.pth"),
-        ModelSpec("siamban", "siamban_lite0x1",
-                  replace(_LITE, family="ban", lr=0.4, aspect_lr=0.01, penalty_k=0.05, window_influence=0.3),
-                  "siamcli's own SiamBAN, EfficientNet-Lite0 (bundled weights)", bundled="siamban.pth"),
-        ModelSpec("siamrpn_alex_dwxcorr", "siamrpn_alex_dwxcorr",
-                  replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30),
-                  "pysot SiamRPN AlexNet (VOT settings)"),
-        ModelSpec("siamrpn_alex_dwxcorr_otb", "siamrpn_alex_dwxcorr",
-                  replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30),
-                  "pysot SiamRPN AlexNet (OTB settings)"),
-        ModelSpec("siamrpn_r50_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr",
-                  replace(_RPN, penalty_k=0.05, window_influence=0.42, lr=0.38),
-                  "pysot SiamRPN++ ResNet-50 (VOT settings)"),
-        ModelSpec("siamrpn_r50_l234_dwxcorr_otb", "siamrpn_r50_l234_dwxcorr",
-                  replace(_RPN, penalty_k=0.24, window_influence=0.5, lr=0.25),
-                  "pysot SiamRPN++ ResNet-50 (OTB settings)"),
-        ModelSpec("siamrpn_mobilev2_l234_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr",
-                  replace(_RPN, penalty_k=0.04, window_influence=0.4, lr=0.5),
-                  "pysot SiamRPN++ MobileNetV2"),
-        ModelSpec("siamban_r50_l234", "siamban_r50_l234",
-                  replace(_BAN, penalty_k=0.08513642556896711, window_influence=0.4632532824922313,
-                          lr=0.44418184746462425),
-                  "SiamBAN ResNet-50 (VOT2018 settings)"),
-        ModelSpec("siamban_r50_l234_otb", "siamban_r50_l234",
-                  replace(_BAN, penalty_k=0.020530504470126613, window_influence=0.3850733326567302,
-                          lr=0.4730770315643308),
-                  "SiamBAN ResNet-50 (OTB settings)"),
-        ModelSpec("nanotrack_v1", "nanotrack_v1",
-                  replace(_NANO, window_influence=0.462, penalty_k=0.148, lr=0.390), "NanoTrack v1"),
-        ModelSpec("nanotrack_v2", "nanotrack_v2",
-                  replace(_NANO, window_influence=0.490, penalty_k=0.150, lr=0.385),
-                  "NanoTrack v2 (OpenCV TrackerNano's model)"),
-        ModelSpec("nanotrack_v3", "nanotrack_v3",
-                  replace(_NANO, base_size=6, window_influence=0.455, penalty_k=0.138, lr=0.348),
-                  "NanoTrack v3"),
-    )
-}
+# -- the bundled models: siamcli's own, weights in weights/ (trained by scripts/train_default.py) ----
+# Stride 16, RGB input, boxes relative to the current target size (one anchor of that shape for
+# SiamRPN). Trained on 255 px search crops, they track on 223 px ones (9x9 score map): faster, and
+# no less accurate on the validation set (weights/README.md). lr, aspect_lr, penalty_k and window
+# influence per model were chosen by scripts/tune_tracker.py, tracking ../shared/data/val from three
+# starts a sequence, never on the development sequences of ../shared/data/seqs. Their heads' aspect
+# predictions are noisy, so the box's aspect follows them at 0.01 (0.05 scored lower) and its scale
+# at lr. siamrpnban runs the SiamRPN and the SiamBAN heads together and answers as a SiamRPN
+# (siamcli.models.lite.LiteMixed).
+_LITE = TrackerParams(stride=16, base_size=2, instance_size=223, input_order="rgb", box_units="target",
+                      anchor_ratios=(1.0,), anchor_scales=(1.0,),
+                      window_influence=0.490, penalty_k=0.150, lr=0.385)
+BUNDLED = (
+    ModelSpec("siamrpnban", "siamrpnban_lite0x1",
+              replace(_LITE, family="rpn", lr=0.4, aspect_lr=0.01, penalty_k=0.15, window_influence=0.3),
+              "siamcli's own SiamRPN and SiamBAN heads together, EfficientNet-Lite0 (bundled weights, the default)",
+              builder="lite:siamrpnban_lite0x1", bundled="siamrpnban.pth"),
+    ModelSpec("siamrpn", "siamrpn_lite0x1",
+              replace(_LITE, family="rpn", lr=0.4, aspect_lr=0.01, penalty_k=0.15, window_influence=0.3),
+              "siamcli's own SiamRPN, EfficientNet-Lite0 (bundled weights)",
+              builder="lite:siamrpn_lite0x1", bundled="siamrpn.pth"),
+    ModelSpec("siamban", "siamban_lite0x1",
+              replace(_LITE, family="ban", lr=0.4, aspect_lr=0.01, penalty_k=0.05, window_influence=0.3),
+              "siamcli's own SiamBAN, EfficientNet-Lite0 (bundled weights)",
+              builder="lite:siamban_lite0x1", bundled="siamban.pth"),
+)
+
+# -- the published models: weights from the pysot / SiamBAN model zoos and the NanoTrack project -----
+_ALEX = replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30)
+PUBLISHED = (
+    ModelSpec("siamrpn_alex_dwxcorr", "siamrpn_alex_dwxcorr", _ALEX,
+              "pysot SiamRPN AlexNet (VOT settings)", builder="zoo:siamrpn_alex_dwxcorr"),
+    ModelSpec("siamrpn_alex_dwxcorr_otb", "siamrpn_alex_dwxcorr", _ALEX,
+              "pysot SiamRPN AlexNet (OTB settings)", builder="zoo:siamrpn_alex_dwxcorr"),
+    ModelSpec("siamrpn_r50_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr",
+              replace(_RPN, penalty_k=0.05, window_influence=0.42, lr=0.38),
+              "pysot SiamRPN++ ResNet-50 (VOT settings)", builder="zoo:siamrpn_r50_l234_dwxcorr"),
+    ModelSpec("siamrpn_r50_l234_dwxcorr_otb", "siamrpn_r50_l234_dwxcorr",
+              replace(_RPN, penalty_k=0.24, window_influence=0.5, lr=0.25),
+              "pysot SiamRPN++ ResNet-50 (OTB settings)", builder="zoo:siamrpn_r50_l234_dwxcorr"),
+    ModelSpec("siamrpn_mobilev2_l234_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr",
+              replace(_RPN, penalty_k=0.04, window_influence=0.4, lr=0.5),
+              "pysot SiamRPN++ MobileNetV2", builder="zoo:siamrpn_mobilev2_l234_dwxcorr"),
+    ModelSpec("siamban_r50_l234", "siamban_r50_l234",
+              replace(_BAN, penalty_k=0.08513642556896711, window_influence=0.4632532824922313,
+                      lr=0.44418184746462425),
+              "SiamBAN ResNet-50 (VOT2018 settings)", builder="zoo:siamban_r50_l234"),
+    ModelSpec("siamban_r50_l234_otb", "siamban_r50_l234",
+              replace(_BAN, penalty_k=0.020530504470126613, window_influence=0.3850733326567302,
+                      lr=0.4730770315643308),
+              "SiamBAN ResNet-50 (OTB settings)", builder="zoo:siamban_r50_l234"),
+    ModelSpec("nanotrack_v1", "nanotrack_v1", replace(_NANO, window_influence=0.462, penalty_k=0.148, lr=0.390),
+              "NanoTrack v1", builder="nanotrack:nanotrack_v1"),
+    ModelSpec("nanotrack_v2", "nanotrack_v2", replace(_NANO, window_influence=0.490, penalty_k=0.150, lr=0.385),
+              "NanoTrack v2 (OpenCV TrackerNano's model)", builder="nanotrack:nanotrack_v2"),
+    ModelSpec("nanotrack_v3", "nanotrack_v3",
+              replace(_NANO, base_size=6, window_influence=0.455, penalty_k=0.138, lr=0.348),
+              "NanoTrack v3", builder="nanotrack:nanotrack_v3"),
+)
+
+MODELS: Dict[str, ModelSpec] = {s.name: s for s in (*BUNDLED, *PUBLISHED)}
 
 
 #: the model used when none is named: the most accurate of the bundled models (weights/README.md)
@@ -100,7 +119,7 @@ DEFAULT_MODEL = "siamrpnban"
 
 
 #: the models whose weights ship with siamcli, in the catalog's order
-BUNDLED_MODELS = tuple(name for name, spec in MODELS.items() if spec.bundled)
+BUNDLED_MODELS = tuple(spec.name for spec in BUNDLED)
 
 
 def is_bundled(name: Optional[str]) -> bool:
@@ -115,6 +134,73 @@ def get_spec(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise SiamcliError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+
+
+def build_network(spec: ModelSpec, weights: Optional[PathLike] = None):
+    """The spec's network with random weights (eval mode).
+
+    NanoTrack v1 and v2 configs describe the same sections, so for a NanoTrack config the version
+    is read off the checkpoint's keys when ``weights`` is given.
+    """
+    if spec.builder is not None:
+        module, function = spec.builder.split(":")
+        return getattr(importlib.import_module(f"siamcli.models.{module}"), function)()
+    try:
+        if spec.architecture == "nanotrack":
+            from .models.checkpoint import read_state_dict
+            from .models.nanotrack import build_nanotrack_from_config, detect_nanotrack_version
+
+            version = None
+            if weights is not None:
+                try:
+                    version = detect_nanotrack_version(read_state_dict(weights))
+                except ValueError:
+                    version = None  # not NanoTrack weights: the strict load will explain
+            return build_nanotrack_from_config(spec.config, version=version)
+        from .models.zoo import build_from_config
+
+        return build_from_config(spec.config)
+    except ValueError as exc:
+        raise SiamcliError(f"config for {spec.name}: {exc}") from None
+
+
+def build_model(name: str):
+    """The network of the registered model ``name`` with random weights (eval mode)."""
+    return build_network(get_spec(name))
+
+
+def load_network(spec: ModelSpec, weights: PathLike):
+    """The spec's network with ``weights`` loaded strictly; weights of another model are refused
+    naming the registered model they look like."""
+    from .models.checkpoint import load_weights
+
+    return load_weights(build_network(spec, weights), weights, spec.name, guess=lambda state: guess_model(state, spec))
+
+
+def key_signature(spec: ModelSpec) -> Dict[str, tuple]:
+    """State-dict keys and shapes of the spec's network, built on the meta device (no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        network = build_network(spec)
+    return {k: tuple(v.shape) for k, v in network.state_dict().items()}
+
+
+def guess_model(state: Mapping[str, Any], exclude: Optional[ModelSpec] = None) -> Optional[str]:
+    """The registered model whose network's keys and shapes best match checkpoint ``state``
+    (``exclude``'s architecture is not a candidate), or None when none matches well."""
+    given = {k: tuple(v.shape) for k, v in state.items()}
+    best, best_score, seen = None, 0.0, set()
+    for spec in MODELS.values():
+        if spec.architecture in seen or (exclude is not None and spec.architecture == exclude.architecture):
+            continue
+        seen.add(spec.architecture)
+        signature = key_signature(spec)
+        same = sum(1 for k, shape in signature.items() if given.get(k) == shape)
+        score = same / max(len(set(signature) | set(given)), 1)
+        if score > best_score:
+            best, best_score = spec.name, score
+    return best if best_score >= 0.6 else None
 
 
 def read_config(path: Union[str, Path]) -> Dict[str, Any]:

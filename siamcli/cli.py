@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -12,18 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
-from .cli_options import THREADS
+from .cli_options import (BUNDLED, QUIET, aspect_lr_option, box_format_option, device_option, max_frames_option,
+                          model_options, runtime_options)
 from .errors import SiamcliError
 from .progress import progress_display
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-BUNDLED = ", ".join(BUNDLED_MODELS)
-MODEL_HELP = f"Model name (see `siamcli models`). Default: {DEFAULT_MODEL}, a model bundled with siamcli ({BUNDLED})."
-CONFIG_HELP = "A pysot / SiamBAN / NanoTrack config.yaml, instead of --model."
-WEIGHTS_HELP = ("Checkpoint (.pth state dict or training snapshot). "
-                f"Not needed for siamcli's own models ({BUNDLED}): their weights ship with it.")
-DEVICE_HELP = "cpu, cuda, or auto (CUDA when available)."
 
 
 def _progress(quiet: bool):
@@ -75,9 +68,7 @@ def models_cmd() -> None:
 def _output_options(fn):
     """Options shared by `track` and `webcam`: model, weights, first box, outputs, loss handling."""
     options = [
-        click.option("--model", "-m", help=MODEL_HELP),
-        click.option("--config", "config", help=CONFIG_HELP),
-        click.option("--weights", "-w", help=WEIGHTS_HELP),
+        model_options(),
         click.option("--init", "init_box", metavar="X,Y,W,H", multiple=True,
                      help="First box, 0-based pixels. Repeat it to track several targets in one batched "
                           "network pass (the box file gains a target column). Without it (or --init-file) "
@@ -90,22 +81,17 @@ def _output_options(fn):
                           "(the boxes written stay 0-based)."),
         click.option("--output", "-o",
                      help="Box file, written frame by frame. Default: <source name>_boxes.<format>"),
-        click.option("--format", "fmt", type=click.Choice(["csv", "json", "mot", "otb"]),
-                     help="Box file format: csv (frame,x,y,w,h,score,state), json, mot (MOTChallenge, one "
-                          "track per target) or otb (x,y,w,h lines, one target). Default: from the -o suffix (.json), else csv."),
+        box_format_option(),
         click.option("--save-video", help="Write the frames with the box drawn (.mp4 or .avi)."),
         click.option("--lost-threshold", type=click.FloatRange(0, 1),
                      help="Score below which the target counts as lost (default per model, see docs)."),
-        click.option("--aspect-lr", type=click.FloatRange(0, 1),
-                     help="How fast the box's aspect (w/h) follows the model, its scale apart: 0 keeps the first "
-                          "box's shape. Default per model (`siamcli models`; the published models move width "
-                          "and height alike)."),
+        aspect_lr_option(),
         click.option("--redetect", is_flag=True,
                      help="While lost, keep the last confident box and widen the search until the target is "
                           "found (with NanoTrack's published ONNX pair, whose head takes one search size, "
                           "the search does not widen)."),
-        click.option("--device", default="auto", show_default=True, help=DEVICE_HELP),
-        click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames."),
+        device_option(),
+        max_frames_option(),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -113,32 +99,11 @@ def _output_options(fn):
 
 
 def _engine_options(fn):
-    """Options that pick the runtime: engine, precision, threads, ONNX files, compilation, CUDA graphs, crop."""
-    options = [
-        click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
-                     help="Runtime. auto: the fastest among accuracy-verified options, measured at the first "
-                          "start on this machine and remembered (see `siamcli cache`)."),
-        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]), default="auto",
-                     show_default=True, help="Numeric precision (auto: fp32 unless a reduced one is verified "
-                     "for this model to keep mean IoU within 0.01). int8: torch engine on a CPU, calibrated on "
-                     "the first frame; check its accuracy with `siamcli eval`."),
-        click.option("--threads", type=THREADS,
-                     help="Intra-op threads of the runtime (at most the cores siamcli may use)."),
-        click.option("--onnx", "onnx_files", nargs=2, type=click.Path(dir_okay=False), metavar="A.onnx B.onnx",
-                     help="Run two ONNX files instead of --weights: template.onnx search.onnx from "
-                          "`siamcli export`, or NanoTrack's backbone.onnx head.onnx."),
-        click.option("--compile", "compile_", is_flag=True,
-                     help="torch engine: compile the search branch (torch.compile, weights packed once). "
-                          "The first frames take seconds to compile, then each frame is faster; needs a C++ compiler."),
-        click.option("--cuda-graphs", is_flag=True,
-                     help="torch engine on CUDA: replay the crop, network and pick of each frame as one CUDA graph."),
-        click.option("--crop", type=click.Choice(["reference", "fast"]), default="reference", show_default=True,
-                     help="reference: the published trackers' padded crop; fast: the same inside the frame, one "
-                          "warp across its border (a few grey levels apart there, cheaper for large targets)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    """The runtime (:data:`siamcli.cli_options.runtime_options`) and the crop."""
+    fn = click.option("--crop", type=click.Choice(["reference", "fast"]), default="reference", show_default=True,
+                      help="reference: the published trackers' padded crop; fast: the same inside the frame, one "
+                           "warp across its border (a few grey levels apart there, cheaper for large targets).")(fn)
+    return runtime_options(fn)
 
 
 def _first_box(init_box, init_file: Optional[str], one_based: bool = False):
@@ -230,7 +195,7 @@ def _close_after_error(boxes, video) -> None:
 def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, *, controls=None,
                     max_frames=None, duration=None, progress_total=None, quiet=False, first_index=0) -> None:
     from .io.writers import AnnotatedVideoWriter, open_box_writer
-    from .runloop import run_tracking
+    from .live import run_tracking
 
     video = AnnotatedVideoWriter(save_video, source.fps) if save_video else None
     boxes = open_box_writer(out_path, fmt, multi_target=_several(init_box))
@@ -262,8 +227,7 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
         err_console.print(f"interrupted by {report.interrupted} after frame {report.last_frame}: "
                           f"{report.rows} boxes kept in {out_path}" + (f", video: {save_video}" if save_video else ""))
         sys.exit(143 if report.interrupted == "SIGTERM" else 130)
-    engine = getattr(tracker.engine, "name", type(tracker.engine).__name__)
-    err_console.print(f"tracked {report.rows} frames with {spec.name} on {engine}, {report.fps:.1f} fps mean; "
+    err_console.print(f"tracked {report.rows} frames with {spec.name} on {tracker.engine.name}, {report.fps:.1f} fps mean; "
                       f"{outputs}", highlight=False)
 
 
@@ -282,7 +246,7 @@ def _model_inputs(weights, config, onnx_files, init_file):
               help="Start on this frame (0-based): the first box is drawn or given on it, and the box "
                    "file's frame numbers count from the source's first frame.")
 @_engine_options
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@QUIET
 def track_cmd(source, demo, model, config, weights, init_box, init_file, one_based, output, fmt, save_video,
               lost_threshold, aspect_lr, redetect, device, max_frames, start_frame, quiet, **runtime) -> None:
     """Track one target through SOURCE, a video file or a folder of frames.
@@ -311,31 +275,11 @@ def track_cmd(source, demo, model, config, weights, init_box, init_file, one_bas
         frames.start_at(start_frame)
         tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
                                        several=_several(box), aspect_lr=aspect_lr)
-        if box is None:
-            rest = iter(frames)
-            first = next(rest)
-            box = select_box(first)
-            frames = _Prepend(first, rest, frames)
         total = max(frames.frame_count - start_frame, 0) if frames.frame_count else None
         if max_frames is not None:
             total = min(total, max_frames) if total else max_frames
-        _run_and_report(frames, tracker, spec, out_path, fmt, save_video, box, max_frames=max_frames,
-                        progress_total=total, quiet=quiet, first_index=start_frame)
-
-
-class _Prepend:
-    """A source whose first frame was already taken (for the selection window): yields it again."""
-
-    def __init__(self, first, rest, source) -> None:
-        self._first, self._rest, self._source = first, rest, source
-        self.fps, self.frame_count = source.fps, source.frame_count
-
-    def __iter__(self):
-        yield self._first
-        yield from self._rest
-
-    def stop_message(self):
-        return self._source.stop_message()
+        _run_and_report(frames, tracker, spec, out_path, fmt, save_video, select_box if box is None else box,
+                        max_frames=max_frames, progress_total=total, quiet=quiet, first_index=start_frame)
 
 
 @cli.command("webcam")
@@ -377,7 +321,7 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, one_based, o
     tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
                                    several=_several(box), aspect_lr=aspect_lr)
     with open_camera(camera) as frames:
-        if getattr(frames, "skipped", 0):
+        if frames.skipped:
             err_console.print(f"skipped {frames.skipped} warm-up frames from {frames.label}")
         window = None if no_display else LiveWindow(f"siamcli {spec.name} - s: select, p: pause, q: quit")
         try:
@@ -428,14 +372,12 @@ def _results_table(label, dataset, results, overall) -> Table:
 
 @cli.command("eval")
 @click.argument("dataset")
-@click.option("--model", "-m", help=MODEL_HELP)
-@click.option("--config", "config", help=CONFIG_HELP)
-@click.option("--weights", "-w", help=WEIGHTS_HELP)
+@model_options()
 @click.option("--compare", "compare", multiple=True, metavar="TRACKER",
               help="Also run this tracker on the same sequences: an OpenCV baseline (mil, kcf, csrt), "
                    f"MODEL=WEIGHTS, or a bundled model ({BUNDLED}). Repeatable.")
 @click.option("--report", "report_dir", help="Write success/precision plots, tables and index.html here.")
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@device_option()
 @click.option("--json", "json_path", help="Also write the table to this JSON file.")
 @click.option("--starts", default=1, show_default=True, type=click.IntRange(min=1),
               help="Temporal robustness (OTB's TRE, which uses 20): start this many times per sequence, from "
@@ -443,7 +385,7 @@ def _results_table(label, dataset, results, overall) -> Table:
 @click.option("--sre", is_flag=True,
               help="Spatial robustness (OTB's SRE): start from 12 perturbed first boxes (shifted by 10 % of "
                    "the size, or scaled by 0.8-1.2) instead of the ground truth; combines with --starts.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@QUIET
 @_engine_options
 def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_path, starts, sre, quiet,
              **runtime) -> None:
@@ -468,6 +410,7 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     """
     from .eval.datasets import GROUNDTRUTH, scan_sequences
     from .eval.runner import robustness_runs, run_length, summarise, track_runs
+    from .tracking.tracker import SiameseTracker
     from .io.outputs import check_outputs, output
 
     if report_dir and (starts > 1 or sre):
@@ -541,7 +484,7 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
                     "+".join(n for n, on in (("TRE", starts > 1), ("SRE", sre)) if on)}
         doc = {"dataset": str(dataset), "protocol": protocol, **docs[0], "model": docs[0]["tracker"],
                "weights": str(weights),
-               "engine": getattr(getattr(trackers[0][1], "engine", None), "name", None)}
+               "engine": trackers[0][1].engine.name if isinstance(trackers[0][1], SiameseTracker) else None}
         if len(docs) > 1:
             doc["compared"] = docs[1:]
         if failed:

@@ -6,47 +6,39 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .cli_options import THREADS
+from .cli_options import (THREADS, aspect_lr_option, box_format_option, device_option, engine_option,
+                          max_frames_option, model_options, quiet_option)
 from .errors import SiamcliError
 from .progress import progress_display
 
 _console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
-def _formats():
-    from .batch.worker import writer_classes
-
-    return list(writer_classes())
-
-
 @click.command("batch")
 @click.argument("manifest")
 @click.option("--output", "-o", "out_dir", required=True, help="Folder for the trajectories and summary.csv.")
-@click.option("--model", "-m", help="Model for rows without a model column (see `siamcli models`).")
-@click.option("--config", "config", help="A config.yaml for rows without a model column, instead of --model.")
-@click.option("--weights", "-w", help="Checkpoint for rows that use --model / --config.")
-@click.option("--format", "fmt", type=click.Choice(_formats()), default="csv", show_default=True,
-              help="Trajectory file format, as `track --format` writes it (csv: frame,x,y,w,h,score,...).")
+@model_options(model_help="Model for rows without a model column (see `siamcli models`).",
+               config_help="A config.yaml for rows without a model column, instead of --model.",
+               weights_help="Checkpoint for rows that use --model / --config.")
+@box_format_option(default="csv",
+                   help="Trajectory file format, as `track --format` writes it (csv: frame,x,y,w,h,score,...).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1),
               help="Videos tracked at once (worker processes, or Ray tasks in flight). Default: the usable cores.")
 @click.option("--threads", type=THREADS, default=1, show_default=True,
               help="Compute threads per worker. With 1, trajectories do not depend on --jobs "
                    "(more threads change the order of float sums).")
-@click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="onnx", show_default=True,
-              help="Runtime of every worker (auto measures in each worker, so workers may differ).")
+@engine_option(default="onnx", help="Runtime of every worker (auto measures in each worker, so workers may differ).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: worker processes on this machine; ray: tasks on a Ray cluster (pip install 'siamcli[ray]').")
 @click.option("--ray-address", help="Ray cluster to join (auto, ray://host:10001). Default: start a local Ray.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
-@click.option("--aspect-lr", type=click.FloatRange(0, 1),
-              help="Learning rate of the box's aspect (w/h) for rows without an aspect_lr column, as "
-                   "`track --aspect-lr`. Default: the model's own.")
-@click.option("--max-frames", type=click.IntRange(min=1),
-              help="Track at most this many frames of each video (its first box's frame included).")
+@device_option(default="cpu")
+@aspect_lr_option(help="Learning rate of the box's aspect (w/h) for rows without an aspect_lr column, as "
+                       "`track --aspect-lr`. Default: the model's own.")
+@max_frames_option(help="Track at most this many frames of each video (its first box's frame included).")
 @click.option("--save-video", "video_dir", metavar="DIR",
               help="Also write each video with its box drawn, as DIR/<id>.mp4 (local executor).")
 @click.option("--no-resume", is_flag=True, help="Redo every video, even those an earlier run finished.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@quiet_option(help="No progress display.")
 @click.pass_context
 def batch_cmd(ctx, manifest, out_dir, model, config, weights, fmt, jobs, threads, engine, executor, ray_address,
               device, aspect_lr, max_frames, video_dir, no_resume, quiet) -> None:

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from .cli_options import THREADS
-
-ENGINE_CHOICE = click.Choice(["auto", "torch", "onnx"])
-PRECISION_CHOICE = click.Choice(["auto", "fp32", "bf16", "fp16", "int8"])
+from .cli_options import CONFIG_HELP, device_option, model_options, runtime_options
 
 
 def _parse_box(text: Optional[str]):
@@ -85,23 +82,9 @@ def _pct(value) -> str:
 
 @click.command("bench")
 @click.argument("source", type=click.Path(exists=True))
-@click.option("-m", "--model", help="Model name (see `siamcli models`).")
-@click.option("--config", type=click.Path(dir_okay=False), help="A pysot / SiamBAN / NanoTrack config.yaml, instead of --model.")
-@click.option("-w", "--weights", type=click.Path(dir_okay=False), help="Checkpoint (.pth).")
-@click.option("--engine", type=ENGINE_CHOICE, default="auto", show_default=True,
-              help="Runtime; auto measures the verified options on this machine.")
-@click.option("--precision", type=PRECISION_CHOICE, default="auto", show_default=True,
-              help="fp32, bf16 (CPU with AMX, or CUDA), fp16 (CUDA), int8 (torch on a CPU, calibrated on the "
-                   "first frame); auto picks among accuracy-verified ones, never int8.")
-@click.option("--device", default=None, help="cpu, cuda, tensorrt (onnx engine) or auto.")
-@click.option("--threads", type=THREADS, default=None,
-              help="Intra-op threads of the runtime (at most the cores siamcli may use).")
-@click.option("--onnx", "onnx_files", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,
-              metavar="A B", help="Run two ONNX files: template.onnx search.onnx (siamcli export) "
-                                  "or NanoTrack's backbone.onnx head.onnx.")
-@click.option("--cuda-graphs", is_flag=True, help="Replay the search branch as a CUDA graph (torch, CUDA).")
-@click.option("--compile", "compile_", is_flag=True,
-              help="torch engine: compile the search branch (torch.compile); compiled during the warm-up frames.")
+@model_options()
+@runtime_options
+@device_option()
 @click.option("--init", "init_box", metavar="X,Y,W,H",
               help="First box for an unannotated video (default: the ground truth, or a centred box).")
 @click.option("-n", "--frames", "max_frames", type=click.IntRange(min=2), default=None, help="Use at most N frames.")
@@ -147,7 +130,7 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
 
 @click.command("export")
 @click.argument("model", required=False)
-@click.option("--config", type=click.Path(dir_okay=False), help="A pysot / SiamBAN / NanoTrack config.yaml, instead of MODEL.")
+@click.option("--config", help=CONFIG_HELP.replace("--model", "MODEL"))
 @click.option("-w", "--weights", type=click.Path(dir_okay=False),
               help="Checkpoint (.pth); default: the bundled weights of siamcli's own models.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
@@ -168,25 +151,21 @@ def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[st
       siamcli track video.mp4 -m nanotrack_v2 --engine onnx --onnx nanotrack_onnx/template.onnx nanotrack_onnx/search.onnx
       siamcli export siamrpn_alex_dwxcorr -w model.pth -o alex/ --int8 video.mp4
     """
-    from .api import build_network, resolve_spec, resolve_weights
-    from .export import EXPORT_FILES, export_onnx
+    from .api import resolve_spec, resolve_weights
+    from .catalog import load_network
+    from .export import EXPORT_FILES, export_onnx, write_int8_search
     from .io.outputs import check_outputs, output
-
-    from .models.checkpoint import load_weights
 
     names = [*EXPORT_FILES.values()] + ([EXPORT_FILES["search"].replace(".onnx", "_int8.onnx")] if calibrate else [])
     check_outputs([output("-o", out_dir, folder=True)] + [output("-o", Path(out_dir) / n) for n in names],
                   [weights, config, calibrate])
     spec = resolve_spec(model, config)
     weights = resolve_weights(spec, weights)
-    network = build_network(spec, weights)
-    load_weights(network, weights, spec.name)
+    network = load_network(spec, weights)
     paths = export_onnx(network, out_dir, exemplar_size=spec.params.exemplar_size,
                         instance_size=spec.params.instance_size, model_name=spec.name,
                         architecture=spec.architecture)
     if calibrate:
-        from .engines.quantize import write_int8_search
-
         paths["search_int8"] = write_int8_search(paths["template"], paths["search"], spec.params, calibrate,
                                                  calibration_crops)
     for kind, path in paths.items():

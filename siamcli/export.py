@@ -1,115 +1,29 @@
-"""Export a Siamese network to ONNX as two graphs that serve any target.
+"""``siamcli export``: a network's two ONNX graphs written to a folder, and their int8 form.
 
-* ``template.onnx``: ``z`` (N x 3 x 127 x 127, float32 0-255, the model's channel
-  order) -> ``zf0`` .. ``zf{K-1}`` (the template features; K = 1, or 3 for the
-  multi-level SiamRPN++/SiamBAN models). The batch is free.
-* ``search.onnx``: ``x`` (1 x 3 x H x W, H and W free) plus ``zf0`` ..
-  ``zf{K-1}`` as graph inputs -> ``cls``, ``loc`` (the layouts of
-  :mod:`siamcli.models.base`). The template features being inputs, not
-  constants, one exported file tracks any target; the correlation becomes a
-  ``Conv`` (or ``MatMul``) whose weights are a graph input. The search batch
-  is fixed at one because the depthwise correlation folds the batch into the
-  group count of a ``Conv``; :class:`siamcli.engines.OnnxEngine` runs a batch
-  sample by sample.
-
-Uses torch's TorchScript-based exporter (``dynamo=False``), which needs the
-``onnx`` package (a dependency of siamcli); ``onnxscript`` is not needed.
-
-Both files name the model they were exported from in their metadata
-(``metadata_props``: :data:`MODEL_KEY`, :data:`ARCHITECTURE_KEY`): the graphs
-of one architecture run with the tracker settings of another would give boxes
-that look plausible and are wrong, so ``--onnx`` checks the name against
-``-m`` (or takes the model from it).
+The graphs come from :func:`siamcli.engines.onnx_export.export_onnx_bytes`. ``--int8`` quantizes the
+search graph (:mod:`siamcli.engines.quantize`), calibrated on crops of a video or image folder the
+user gives: random boxes (8-40 % of the short side), their template crop and a search crop around
+them with a random shift, cut as the tracker cuts them.
 """
 from __future__ import annotations
 
-import copy
-import io
-import warnings
+import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
-import torch
-from torch import nn
+import numpy as np
 
+from .engines.onnx_engine import make_session
+from .engines.onnx_export import export_onnx_bytes, label_graph
+from .engines.quantize import calibration_feeds, quantize_search
 from .errors import SiamcliError
+from .io.files import write_file_atomically
+from .io.sources import open_source
 from .models.base import SiameseModel
+from .tracking.crop import channel_mean, context_size, warp_patch
 
-OPSET = 17
 #: the files ``siamcli export`` writes into its folder
 EXPORT_FILES = {"template": "template.onnx", "search": "search.onnx"}
-#: metadata keys of an exported graph: the catalog name (or config name) and the architecture
-MODEL_KEY = "siamcli.model"
-ARCHITECTURE_KEY = "siamcli.architecture"
-
-
-def _flatten(zf: Any) -> List[torch.Tensor]:
-    return list(zf) if isinstance(zf, (list, tuple)) else [zf]
-
-
-class _TemplateGraph(nn.Module):
-    def __init__(self, model: SiameseModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, z: torch.Tensor):
-        return tuple(_flatten(self.model.template_kernels(z)))
-
-
-class _SearchGraph(nn.Module):
-    def __init__(self, model: SiameseModel, multi: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.multi = multi
-
-    def forward(self, x: torch.Tensor, *zf: torch.Tensor):
-        kernels = list(zf) if self.multi else zf[0]
-        return self.model.search(x, kernels)
-
-
-def export_graph(module: nn.Module, args: Tuple, input_names, output_names, dynamic_axes) -> bytes:
-    """``module`` traced with ``args`` as serialized ONNX (quietly)."""
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent Python ints; deprecation notice
-        torch.onnx.export(module, args, buf, input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,
-                          dynamo=False)
-    return buf.getvalue()
-
-
-def export_onnx_bytes(model: SiameseModel, exemplar_size: int = 127, instance_size: int = 255
-                      ) -> Tuple[bytes, bytes]:
-    """The two serialized graphs ``(template, search)``, without touching the disk."""
-    # the wrappers are put in eval mode too: the exporter restores each module's
-    # mode afterwards, and a fresh wrapper's default (training) would spread to the model
-    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
-        model = copy.deepcopy(model).float().to("cpu")  # leave the caller's (GPU / half) model alone
-    model = model.eval()
-    z = torch.full((1, 3, exemplar_size, exemplar_size), 114.0)
-    x = torch.full((1, 3, instance_size, instance_size), 114.0)
-    with torch.no_grad():
-        kernels = model.template_kernels(z)
-        zf = _flatten(kernels)
-        multi = isinstance(kernels, (list, tuple))
-        names = [f"zf{i}" for i in range(len(zf))]
-        template = export_graph(_TemplateGraph(model).eval(), (z,), ["z"], names,
-                           {"z": {0: "n"}, **{n: {0: "n"} for n in names}})
-        search = export_graph(_SearchGraph(model, multi).eval(), (x, *zf), ["x", *names], ["cls", "loc"],
-                         {"x": {2: "height", 3: "width"},
-                          "cls": {2: "score_h", 3: "score_w"}, "loc": {2: "score_h", 3: "score_w"}})
-    return template, search
-
-
-def label_graph(data: bytes, model_name: str, architecture: str) -> bytes:
-    """Serialized ONNX ``data`` with the model's name and architecture in its metadata."""
-    import onnx
-
-    graph = onnx.load_model_from_string(data)
-    props = {p.key: p.value for p in graph.metadata_props}
-    props.update({MODEL_KEY: model_name, ARCHITECTURE_KEY: architecture})
-    onnx.helper.set_model_props(graph, props)
-    return graph.SerializeToString()
 
 
 def export_onnx(model: SiameseModel, out_dir: Union[str, Path], exemplar_size: int = 127,
@@ -117,8 +31,6 @@ def export_onnx(model: SiameseModel, out_dir: Union[str, Path], exemplar_size: i
                 architecture: Optional[str] = None) -> Dict[str, Path]:
     """Write ``template.onnx`` and ``search.onnx`` into ``out_dir`` (created if needed), each
     whole or not at all, labelled with ``model_name`` and ``architecture`` when given."""
-    from .io.files import write_file_atomically
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise SiamcliError(f"export target {out} exists and is not a folder; give a folder with -o")
@@ -138,3 +50,65 @@ def export_onnx(model: SiameseModel, out_dir: Union[str, Path], exemplar_size: i
             path.unlink(missing_ok=True)
         raise
     return paths
+
+
+def calibration_crops(frames: Sequence[np.ndarray], count: int, exemplar_size: int = 127,
+                      instance_size: int = 255, context_amount: float = 0.5, rgb: bool = False,
+                      seed: int = 0) -> List[tuple]:
+    """``count`` (template, search) uint8 HWC crop pairs around random boxes on ``frames``."""
+    if not frames:
+        raise SiamcliError("no frames to calibrate on")
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for k in range(count):
+        frame = frames[k % len(frames)]
+        height, width = frame.shape[:2]
+        short = min(height, width)
+        side = math.exp(rng.uniform(math.log(0.08), math.log(0.4))) * short
+        aspect = math.exp(rng.uniform(-0.7, 0.7))
+        w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
+        cx = rng.uniform(w / 2, max(w / 2 + 1, width - w / 2))
+        cy = rng.uniform(h / 2, max(h / 2 + 1, height - h / 2))
+        mean = channel_mean(frame)
+        s_z = context_size(w, h, context_amount)
+        s_x = s_z * instance_size / exemplar_size
+        shift = rng.uniform(-0.25, 0.25, size=2) * s_x
+        z = warp_patch(frame, (cx, cy), exemplar_size, round(s_z), mean)
+        x = warp_patch(frame, (cx + shift[0], cy + shift[1]), instance_size, round(s_x), mean)
+        if rgb:
+            z, x = z[..., ::-1], x[..., ::-1]
+        pairs.append((np.ascontiguousarray(z), np.ascontiguousarray(x)))
+    return pairs
+
+
+def read_frames(source: str, limit: int = 32, every: int = 5) -> List[np.ndarray]:
+    """Every ``every``-th frame of a video file or image folder, at most ``limit`` (for calibration)."""
+    frames = []
+    with open_source(source) as stream:
+        for i, frame in enumerate(stream):
+            if i % every == 0:
+                frames.append(np.ascontiguousarray(frame))
+                if len(frames) >= limit:
+                    break
+    if not frames:
+        raise SiamcliError(f"no frame could be read from {source} to calibrate on")
+    return frames
+
+
+def write_int8_search(template: Path, search: Path, params, source: str, count: int = 64) -> Path:
+    """Quantize ``search`` (an exported search graph), calibrated on ``count`` crops of ``source``
+    taken with the tracker ``params``' geometry and channel order; writes and returns
+    ``search_int8.onnx`` beside it."""
+    pairs = calibration_crops(read_frames(source), count, params.exemplar_size, params.instance_size,
+                              params.context_amount, rgb=params.input_order == "rgb")
+    feeds = calibration_feeds(make_session(template, "cpu"), pairs)
+    source_graph = Path(search).read_bytes()
+    quantized = quantize_search(source_graph, feeds)
+    import onnx
+
+    labels = {p.key: p.value for p in onnx.load_from_string(source_graph).metadata_props}
+    if labels:  # the exported model's name goes with its int8 form
+        model = onnx.load_from_string(quantized)
+        onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **labels})
+        quantized = model.SerializeToString()
+    return write_file_atomically(Path(search).with_name("search_int8.onnx"), quantized)

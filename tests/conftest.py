@@ -74,7 +74,7 @@ def frame_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def alex_weights(tmp_path_factory) -> Path:
     """A plain state dict of siamrpn_alex_dwxcorr with random weights (seeded)."""
-    from siamcli.models.registry import build_model
+    from siamcli.catalog import build_model
 
     torch.manual_seed(0)
     model = build_model("siamrpn_alex_dwxcorr")

@@ -168,7 +168,7 @@ def test_unknown_or_bad_settings_are_refused_naming_the_valid_ones():
 
 
 def test_models_lists_what_siamcli_models_shows(capsys, monkeypatch):
-    import siamcli.models.registry  # noqa: F401  (the subpackage of the same name: the call still lists)
+    import siamcli.models.checkpoint  # noqa: F401  (the subpackage of the same name: the call still lists)
 
     listed = siamcli.models()
     assert [m.name for m in listed if m.bundled] == ["siamrpnban", "siamrpn", "siamban"]

@@ -94,13 +94,21 @@ def test_outside_network_share_is_each_frames_time_beside_the_network_in_percent
     import io
     import time
 
+    import numpy as np
+
     from siamcli.bench import _loop
+    from siamcli.tracking.tracker import TrackResult
 
-    def update(_frame):
-        time.sleep(0.02)  # a frame takes at least 20 ms, of which the "network" says it took 5
-        return (0.0, 0.0, 1.0, 1.0), {"network": 0.005}
+    class Slow:
+        def init(self, frame, box):
+            pass
 
-    out = _loop(lambda: iter([1, 2, 3, 4, 5]), (0, 0, 1, 1), lambda f, b: None, update, 1, io.StringIO())
+        def update(self, frame):
+            time.sleep(0.02)  # a frame takes at least 20 ms, of which the "network" says it took 5
+            return TrackResult((0.0, 0.0, 1.0, 1.0), 1.0)
+
+    frames = [np.zeros((8, 8, 3), np.uint8)] * 5
+    out = _loop(lambda: frames, (0, 0, 1, 1), Slow(), lambda update: {"network": 0.005}, 1, io.StringIO())
     assert 75 <= out["outside_network_pct"] < 100
     from rich.console import Console
 
@@ -126,7 +134,8 @@ def test_bench_table_names_a_reduced_precision_beside_the_engine():
 
 
 def test_a_bundled_model_on_onnx_files_still_gets_its_torch_baseline(tmp_path, synthetic_video):
-    from siamcli.api import build_network, resolve_spec, resolve_weights
+    from siamcli.api import resolve_spec, resolve_weights
+    from siamcli.catalog import build_network
     from siamcli.export import export_onnx
     from siamcli.models.checkpoint import load_weights
 

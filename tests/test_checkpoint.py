@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from siamcli.errors import SiamcliError
-from siamcli.models.checkpoint import guess_architecture, load_weights, read_state_dict
-from siamcli.models.registry import build_model
+from siamcli.models.checkpoint import load_weights, read_state_dict
+from siamcli.catalog import build_model
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,10 @@ def test_missing_batchnorm_counters_are_tolerated(tmp_path, alex_state):
 
 def test_a_checkpoint_of_another_architecture_names_the_one_it_looks_like(tmp_path):
     torch.save(build_model("siamrpn_mobilev2_l234_dwxcorr").state_dict(), tmp_path / "mbv2.pth")
+    from siamcli.catalog import get_spec, load_network
+
     with pytest.raises(SiamcliError) as info:
-        load_weights(build_model("siamrpn_alex_dwxcorr"), tmp_path / "mbv2.pth", "siamrpn_alex_dwxcorr")
+        load_network(get_spec("siamrpn_alex_dwxcorr"), tmp_path / "mbv2.pth")
     msg = str(info.value)
     assert "do not fit model siamrpn_alex_dwxcorr" in msg
     assert "missing" in msg and "unexpected" in msg
@@ -72,7 +74,9 @@ def test_the_r50_rpn_and_siamban_layouts_are_told_apart():
     torch.manual_seed(0)
     with torch.device("meta"):
         ban = build_model("siamban_r50_l234").state_dict()
-    assert guess_architecture(ban, exclude="siamrpn_r50_l234_dwxcorr") == "siamban_r50_l234"
+    from siamcli.catalog import get_spec, guess_model
+
+    assert guess_model(ban, exclude=get_spec("siamrpn_r50_l234_dwxcorr")) == "siamban_r50_l234"
 
 
 class Evil:

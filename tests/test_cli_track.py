@@ -77,7 +77,7 @@ def test_a_box_mostly_outside_the_frame_is_tracked_with_a_warning(tmp_path, caps
 
 
 def test_outside_warnings_count_the_share_of_the_box_inside_the_frame():
-    from siamcli.runloop import outside_warnings
+    from siamcli.frame_loop import outside_warnings
 
     shape = (240, 320, 3)
     assert outside_warnings([(0, 0, 320, 240), (290, 210, 40, 40)], shape) == []  # inside; 56 % inside

@@ -10,7 +10,7 @@ import torch
 from siamcli.engines.factory import make_engine
 from siamcli.engines.torch_engine import TorchEngine
 from siamcli.errors import SiamcliError
-from siamcli.models.registry import build_model
+from siamcli.catalog import build_model
 from test_cli_track import _one_error_line, read_rows, run_cli
 
 needs_compiler = pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
@@ -38,33 +38,6 @@ def test_compiled_search_branch_matches_eager(precision, tol):
         got = compiled.track(x, zc)
     for g, e in zip(got, eager.track(x, ze)):
         assert g.shape == e.shape and rel(g, e) < tol
-
-
-@needs_compiler
-def test_compiled_int8_matches_eager_int8_and_compiles_again_after_a_new_calibration():
-    from siamcli.engines.int8 import onednn_int8_available
-    from siamcli.engines.quantize import calibration_crops
-
-    if not onednn_int8_available():
-        pytest.skip("this torch build has no oneDNN int8 convs")
-    torch.manual_seed(0)
-    model = build_model("siamrpn_alex_dwxcorr")
-    rng = np.random.default_rng(0)
-    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    pairs = calibration_crops([frame], 3, 127, 287)
-    eager = TorchEngine(model, device="cpu", precision="int8")
-    compiled = TorchEngine(model, device="cpu", precision="int8", compile=True)
-    for engine in (eager, compiled):
-        engine.calibrate(pairs, frame)
-    z, x = pairs[0]
-    for _ in range(2):
-        got = compiled.track(x, compiled.template(z))
-    for g, e in zip(got, eager.track(x, eager.template(z))):
-        assert rel(g, e) < 1e-4
-    first = compiled._compiled
-    compiled.calibrate(pairs[1:], frame[:-8])
-    assert compiled._compiled is not first
-    assert np.isfinite(compiled.track(x, compiled.template(z))[0]).all()
 
 
 def test_compile_is_for_the_torch_engine():

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from siamcli.api import build_network, resolve_spec
+from siamcli.api import resolve_spec
+from siamcli.catalog import build_network
 from siamcli.catalog import MODELS, spec_from_config
 from siamcli.errors import SiamcliError
 from conftest import require_shared

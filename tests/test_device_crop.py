@@ -76,7 +76,7 @@ def test_several_squares_in_one_call_equal_one_at_a_time():
 
 def test_engine_track_regions_equals_track_on_the_host_crop():
     torch.manual_seed(0)
-    from siamcli.models.registry import build_model
+    from siamcli.catalog import build_model
 
     engine = TorchEngine(build_model("siamrpn_alex_dwxcorr"), device="cpu", device_crop=True)
     frame, avg = frame_and_mean(seed=3, shape=(360, 480))
@@ -87,7 +87,7 @@ def test_engine_track_regions_equals_track_on_the_host_crop():
     np.testing.assert_allclose(cls, want_cls, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(loc, want_loc, rtol=1e-4, atol=1e-4)
     host = TorchEngine(engine.model, device="cpu")
-    assert host.device_crop is False  # on a CPU the crop stays on the host unless asked for
+    assert host.crops_on_device is False  # on a CPU the crop stays on the host unless asked for
     with pytest.raises(SiamcliError, match="crops on the host"):
         host.track_regions(frame, [square(centre, size)], 287, [avg], False, zf)
 
@@ -104,7 +104,7 @@ def test_tracker_with_the_device_crop_follows_the_host_crop_on_a_real_sequence(m
     boxes = {}
     for on_device in (False, True):
         tracker, _ = create_tracker(model, weights=weights, device="cpu")
-        tracker.engine.device_crop = on_device
+        tracker.engine.crops_on_device = on_device
         timed = tracker.engine = TimedEngine(tracker.engine)
         tracker.init(frames[0], seq.groundtruth[0])
         boxes[on_device] = np.array([tracker.update(f).box for f in frames[1:]])
@@ -115,7 +115,7 @@ def test_tracker_with_the_device_crop_follows_the_host_crop_on_a_real_sequence(m
 
 def test_multi_tracker_with_the_device_crop_matches_separate_trackers(alex_weights, synthetic_video):
     tracker, spec = create_tracker("siamrpn_alex_dwxcorr", weights=alex_weights, device="cpu")
-    tracker.engine.device_crop = True
+    tracker.engine.crops_on_device = True
     cap = cv2.VideoCapture(str(synthetic_video))
     frames = [cap.read()[1] for _ in range(4)]
     boxes = [(40, 30, 40, 40), (150, 100, 60, 50)]
@@ -132,12 +132,12 @@ def test_multi_tracker_with_the_device_crop_matches_separate_trackers(alex_weigh
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_cuda_graph_with_the_crop_inside_matches_eager_and_follows_new_frames_and_templates(precision):
     torch.manual_seed(0)
-    from siamcli.models.registry import build_model
+    from siamcli.catalog import build_model
 
     network = build_model("siamrpn_alex_dwxcorr")
     eager = TorchEngine(network, device="cuda", precision=precision)
     graphs = TorchEngine(network, device="cuda", precision=precision, cuda_graphs=True)
-    assert eager.device_crop and graphs.device_crop  # the CUDA default
+    assert eager.crops_on_device and graphs.crops_on_device  # the CUDA default
     tol = 1e-3 if precision == "fp32" else 2e-2
     for seed in range(3):  # new frames, squares and templates: the graph must read each of them
         frame, avg = frame_and_mean(seed=seed, shape=(360, 480))

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from conftest import require_shared
-from siamcli.engines.factory import candidates, make_engine, verified_precisions
+from siamcli.engines.factory import candidates, choose_engine, make_engine, verified_precisions
 from siamcli.engines.onnx_engine import OnnxEngine, OnnxPairEngine, providers_for
-from siamcli.engines.onnx_shapes import free_spatial_input, input_shapes
+from siamcli.engines.onnx_engine import free_spatial_input
 from siamcli.engines.torch_engine import TorchEngine
 from siamcli.errors import SiamcliError
-from siamcli.export import export_onnx_bytes
-from siamcli.models.registry import build_model
+from siamcli.engines.onnx_export import export_onnx_bytes
+from siamcli.catalog import build_model
 from test_export import real_crops, relative_error
 
 NO_CUDA = "no CUDA GPU"
@@ -190,8 +190,9 @@ def test_onnx_engine_missing_file_is_a_user_error(tmp_path):
 def test_published_backbone_input_becomes_free_in_height_and_width():
     _, backbone, _ = nano_paths()
     data = backbone.read_bytes()
-    assert input_shapes(data) == {"input": [1, 3, 255, 255]}
-    assert input_shapes(free_spatial_input(data)) == {"input": [1, 3, "height", "width"]}
+    freed, declared = free_spatial_input(data)
+    assert declared == [1, 3, 255, 255]
+    assert free_spatial_input(freed)[1] == [1, 3, "height", "width"]
 
 
 @pytest.mark.shared_data
@@ -249,8 +250,9 @@ def test_auto_candidates_respect_fixed_engine_and_precision():
 
 
 def test_make_engine_auto_probes_and_returns_a_working_engine(alex):
-    engine = make_engine(alex, engine="auto", precision="auto", device="cpu", probe_runs=2, instance_size=287)
-    assert set(engine.probe) == {"onnx-fp32", "torch-fp32"}  # bf16 is not verified for this model
+    engine, probe = choose_engine(alex, engine="auto", precision="auto", device="cpu", probe_runs=2,
+                                  instance_size=287)
+    assert set(probe.ms) == {"onnx-fp32", "torch-fp32"} and not probe.remembered  # bf16 is not verified here
     cls, loc = engine.track(random_patches(1, 287)[0], engine.template(random_patches(1, 127)[0]))
     assert cls.shape == (1, 10, 21, 21)
 
@@ -260,8 +262,8 @@ def test_make_engine_user_errors(alex):
         make_engine(alex, engine="tensorflow")
     with pytest.raises(SiamcliError, match="fp32 only"):
         make_engine(alex, engine="onnx", precision="bf16", device="cpu")
-    with pytest.raises(SiamcliError, match="no weights"):
-        make_engine("siamrpn_alex_dwxcorr", engine="torch", precision="fp32")
+    with pytest.raises(SiamcliError, match="siamcli export --int8"):
+        make_engine(alex, engine="torch", precision="int8", device="cpu")
 
 
 def test_create_tracker_keeps_its_old_signature_and_takes_engine_options(alex_weights, frame_folder):

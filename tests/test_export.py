@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import require_shared
 from siamcli.errors import SiamcliError
 from siamcli.export import export_onnx
-from siamcli.models.registry import build_model
+from siamcli.catalog import build_model
 from siamcli.tracking.crop import channel_mean, context_size, crop_patch
 
 
@@ -190,3 +190,26 @@ def test_int8_export_with_an_unreadable_calibration_source_exits_2(tmp_path, cap
     err = capsys.readouterr().err
     assert done.value.code == 2
     assert err.startswith("siamcli: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_precision_int8_points_to_the_int8_export_and_runs_its_files(tmp_path, capsys, synthetic_video):
+    """int8 runs on onnxruntime from `siamcli export --int8`: asking a checkpoint for int8 says so in one
+    line; the exported int8 files run with --precision int8, fp32 files are refused for it."""
+    from siamcli.cli import main
+    from test_cli_track import _one_error_line, read_rows
+
+    with pytest.raises(SystemExit) as done:
+        main(["track", str(synthetic_video), "-m", "siamrpn", "--precision", "int8", "--init", "40,30,40,40",
+              "-o", str(tmp_path / "a.csv"), "-q"])
+    assert done.value.code == 2 and "siamcli export --int8" in _one_error_line(capsys.readouterr().err)
+    out = tmp_path / "onnx"
+    main(["export", "siamrpn", "-o", str(out), "--int8", str(synthetic_video), "--calibration-crops", "4"])
+    capsys.readouterr()
+    boxes = tmp_path / "b.csv"
+    main(["track", str(synthetic_video), "--onnx", str(out / "template.onnx"), str(out / "search_int8.onnx"),
+          "--precision", "int8", "--init", "40,30,40,40", "--max-frames", "5", "-o", str(boxes), "-q"])
+    assert "onnx-cpu" in capsys.readouterr().err and len(read_rows(boxes)) == 1 + 5
+    with pytest.raises(SystemExit) as done:
+        main(["track", str(synthetic_video), "--onnx", str(out / "template.onnx"), str(out / "search.onnx"),
+              "--precision", "int8", "--init", "40,30,40,40", "-o", str(tmp_path / "c.csv"), "-q"])
+    assert done.value.code == 2 and "runs in fp32, not int8" in _one_error_line(capsys.readouterr().err)

@@ -8,7 +8,7 @@ from torch import nn
 
 from siamcli.engines.fusion import count_batch_norms, fold_batch_norms
 from siamcli.engines.torch_engine import TorchEngine
-from siamcli.models.registry import build_model
+from siamcli.catalog import build_model
 
 
 def with_random_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -36,7 +36,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("arch,instance", [
-    ("siamrpn_alex_dwxcorr", 287), ("siamrpn_lite0", 255), ("siamban_lite0", 255),
+    ("siamrpn_alex_dwxcorr", 287), ("siamrpn", 255), ("siamban", 255),
     ("siamrpn_mobilev2_l234_dwxcorr", 255), ("nanotrack_v2", 255), ("siamrpn_r50_l234_dwxcorr", 255),
 ])
 def test_folded_network_computes_the_same_outputs_with_no_batch_norm_left(arch, instance):

@@ -17,7 +17,7 @@ from siamcli.cli import cli
 from siamcli.errors import SiamcliError
 from siamcli.models.backbones.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite, pretrained_state_dict
 from siamcli.models.lite import LiteSiamese
-from siamcli.models.registry import build_model
+from siamcli.catalog import build_model
 
 
 def assert_onnx_matches_torch(model) -> None:
@@ -105,7 +105,7 @@ def test_bundled_weights_match_their_manifest_and_load_strictly(name):
     assert {k: v for k, v in entry["tracker"].items() if k != "chosen_by"} == {
         "instance_size": p.instance_size, "lr": p.lr, "aspect_lr": p.aspect_lr, "penalty_k": p.penalty_k,
         "window_influence": p.window_influence}
-    model = build_model(MODELS[name].architecture)
+    model = build_model(name)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # strict
 
 
@@ -168,11 +168,11 @@ def test_target_relative_outputs_decode_to_the_current_size(family):
     """box_units=target: zero deltas (rpn) or half-size distances (ban) keep the box as it is."""
     from dataclasses import replace
 
-    from siamcli.tracking.tracker import SiameseTracker
+    from siamcli.tracking.decode import decoder_for, foreground
 
     params = replace(MODELS["siamban" if family == "ban" else "siamrpn"].params)
-    tracker = SiameseTracker(engine=None, params=params)
-    tracker.size = np.array([40.0, 90.0])
+    decoder = decoder_for(params)
+    size = np.array([40.0, 90.0])
     scale_z = 1.5
     s = params.score_size
     cls = np.zeros((2, s, s), np.float32)
@@ -182,7 +182,8 @@ def test_target_relative_outputs_decode_to_the_current_size(family):
         loc[2] = np.log(1.2)  # 20 % wider
     else:
         loc = np.full((4, s, s), 0.5, np.float32)
-    score, boxes = tracker._decode(cls, loc, tracker._grid, tracker.size * scale_z)
+    score = foreground(cls)
+    boxes = decoder.boxes(loc.reshape(4, -1), decoder.grid_and_window(s)[0], tuple(size * scale_z))
     best = int(np.argmax(score))
     cx, cy, w, h = boxes[:, best]
     assert (cx, cy) == pytest.approx((-1 * params.stride, 2 * params.stride))
@@ -287,7 +288,7 @@ def test_a_mixed_ensemble_decodes_the_box_both_families_agree_on():
     from dataclasses import replace
 
     from siamcli.models.lite import LiteMixed
-    from siamcli.tracking.tracker import SiameseTracker
+    from siamcli.tracking.decode import decoder_for
 
     mixed = LiteMixed(1, 1).eval()
     params = MODELS["siamrpnban"].params
@@ -301,8 +302,9 @@ def test_a_mixed_ensemble_decodes_the_box_both_families_agree_on():
             member.head.loc[3].bias.copy_(bias)
         cls, delta = mixed(torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, side, side) * 255)
     np.testing.assert_allclose(delta[0, :, c, c].numpy(), rpn_delta.numpy(), atol=1e-5)
-    tracker = SiameseTracker(engine=None, params=replace(params))
-    _, boxes = tracker._decode(cls[0].numpy(), delta[0].numpy(), tracker._grid, (40.0, 80.0))
+    decoder = decoder_for(replace(params))
+    grid, _ = decoder.grid_and_window(params.score_size)
+    boxes = decoder.boxes(delta[0].numpy().reshape(4, -1), grid, (40.0, 80.0))
     centre = c * params.score_size + c
     np.testing.assert_allclose(boxes[:, centre], [10.0, 0.0, 48.0, 72.0], atol=1e-3)
 

@@ -17,7 +17,7 @@ BLACKOUT = (30, 60)  # frames [30, 60) of otb_Crossing have the target region pa
 def test_states_follow_the_thresholds():
     p = TrackerParams(uncertain_threshold=0.9, lost_threshold=0.6)
     assert [classify(s, p) for s in (0.95, 0.9, 0.7, 0.6, 0.59)] == [TRACKING, TRACKING, UNCERTAIN, UNCERTAIN, LOST]
-    assert p.with_lost_threshold(0.95).uncertain_threshold == 0.95
+    assert p.tuned(lost_threshold=0.95).uncertain_threshold == 0.95
     with pytest.raises(ValueError):
         TrackerParams(uncertain_threshold=0.5, lost_threshold=0.7)
 

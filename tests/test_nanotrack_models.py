@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from siamcli.models.base import SiameseModel
-from siamcli.engines.onnx_shapes import free_spatial_input
+from siamcli.engines.onnx_engine import free_spatial_input
 from siamcli.models.checkpoint import load_weights, read_state_dict
 from siamcli.models.nanotrack import (
     NanoTrackV1,
@@ -157,7 +157,7 @@ def test_matches_onnx_on_real_image(version):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     providers = ["CPUExecutionProvider"]
-    backbone = ort.InferenceSession(free_spatial_input((WEIGHTS / version / backbone_file).read_bytes()),
+    backbone = ort.InferenceSession(free_spatial_input((WEIGHTS / version / backbone_file).read_bytes())[0],
                                     opts, providers=providers)
     head = ort.InferenceSession(str(WEIGHTS / version / head_file), opts, providers=providers)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from siamcli.cli import main
-from siamcli.models.registry import build_model
+from siamcli.catalog import build_model
 from conftest import require_shared
 
 MODELS = {

@@ -14,7 +14,7 @@ import torch
 from conftest import ROOT, square_path, textured_frame
 from siamcli.api import create_tracker
 from siamcli.engines import startup_cache
-from siamcli.engines.factory import make_engine
+from siamcli.engines.factory import choose_engine
 
 # a start in a fresh process: which engine, whether torch was imported, the boxes of 6 frames
 START = """
@@ -76,7 +76,7 @@ def test_the_export_is_keyed_by_the_weights_content(cache, tmp_path, alex_weight
     first, _ = create_tracker("siamrpn_alex_dwxcorr", weights=alex_weights, engine="onnx")
     assert len(_exports(cache)) == 2
     torch.manual_seed(1)
-    from siamcli.models.registry import build_model
+    from siamcli.catalog import build_model
 
     other = tmp_path / "other.pth"
     torch.save(build_model("siamrpn_alex_dwxcorr").state_dict(), other)
@@ -96,26 +96,33 @@ def test_a_damaged_export_is_made_again(cache, alex_weights):
     assert all(p.stat().st_size > 1000 for p in (cache / "onnx").glob("*.onnx"))
 
 
+def _auto(weights, **options):
+    """``auto``'s engine for the alex model with ``weights``, and how it was chosen."""
+    from siamcli.api import checkpoint_source
+    from siamcli.catalog import get_spec
+
+    return choose_engine(checkpoint_source(get_spec("siamrpn_alex_dwxcorr"), weights), engine="auto", device="cpu",
+                         probe_runs=1, **options)
+
+
 def test_auto_measures_once_then_takes_the_remembered_choice(cache, alex_weights):
-    first = make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", probe_runs=1)
-    assert not first.probe_remembered and set(first.probe) >= {"onnx-fp32", "torch-fp32"}
-    second = make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", probe_runs=1)
-    assert second.probe_remembered and second.probe == first.probe
+    first, probe = _auto(alex_weights)
+    assert not probe.remembered and set(probe.ms) >= {"onnx-fp32", "torch-fp32"}
+    second, again = _auto(alex_weights)
+    assert again.remembered and again.ms == probe.ms
     assert type(second) is type(first) and second.name == first.name
     # another thread count is another measurement
-    third = make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", threads=1,
-                        probe_runs=1)
-    assert not third.probe_remembered
+    assert not _auto(alex_weights, threads=1)[1].remembered
 
 
 def test_a_bad_checkpoint_still_says_what_is_wrong_with_a_remembered_choice(cache, tmp_path, alex_weights):
     from siamcli.errors import SiamcliError
 
-    make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", probe_runs=1)
+    _auto(alex_weights)
     notes = tmp_path / "notes.pth"
     notes.write_text("not a checkpoint")
     with pytest.raises(SiamcliError) as err:
-        make_engine("siamrpn_alex_dwxcorr", weights=notes, engine="auto", device="cpu", probe_runs=1)
+        _auto(notes)
     assert "no engine could be built" not in str(err.value)
     assert "notes.pth" in str(err.value) or "checkpoint" in str(err.value)
 
@@ -144,7 +151,7 @@ def test_bench_says_when_autos_choice_was_remembered(cache, synthetic_video, ale
 
 
 def test_the_least_recently_used_exports_make_room(cache, monkeypatch, tmp_path, alex_weights):
-    from siamcli.models.registry import build_model
+    from siamcli.catalog import build_model
 
     others = []
     for seed in (1, 2):
@@ -166,7 +173,7 @@ def test_cache_command_lists_the_choices_and_clears_them(cache, alex_weights):
 
     from siamcli.cli_speed import cache_cmd
 
-    make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", threads=1, probe_runs=1)
+    _auto(alex_weights, threads=1)
     shown = CliRunner().invoke(cache_cmd, [], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert "siamrpn_alex_dwxcorr" in shown.output and "1 ONNX exports" in shown.output
@@ -175,15 +182,13 @@ def test_cache_command_lists_the_choices_and_clears_them(cache, alex_weights):
     cleared = CliRunner().invoke(cache_cmd, ["--clear"])
     assert cleared.exit_code == 0 and "3 files" in cleared.output  # choices.json and the export's pair
     assert startup_cache.summary()["choices"] == [] and not list((cache / "onnx").glob("*.onnx"))
-    again = make_engine("siamrpn_alex_dwxcorr", weights=alex_weights, engine="auto", device="cpu", threads=1,
-                        probe_runs=1)
-    assert not again.probe_remembered
+    assert not _auto(alex_weights, threads=1)[1].remembered
 
 
 def test_an_optimized_copy_that_cannot_be_written_does_not_stop_the_engine(tmp_path, alex_weights):
     from siamcli.engines.onnx_engine import OnnxEngine
-    from siamcli.export import export_onnx_bytes
-    from siamcli.models.registry import build_model
+    from siamcli.engines.onnx_export import export_onnx_bytes
+    from siamcli.catalog import build_model
 
     torch.manual_seed(0)
     graphs = export_onnx_bytes(build_model("siamrpn_alex_dwxcorr"), instance_size=287)

@@ -67,7 +67,7 @@ def test_a_signal_during_a_write_counts_the_row_it_interrupted():
 
     import numpy as np
 
-    from siamcli.runloop import run_tracking
+    from siamcli.live import run_tracking
     from siamcli.tracking.tracker import TrackResult
 
     class Tracker:
@@ -104,19 +104,27 @@ def test_frames_decoded_ahead_arrive_in_order_and_stop_cleanly(tmp_path):
     for i in range(12):
         img = np.full((24, 32, 3), i * 20, np.uint8)
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), img)
+    from siamcli.frame_loop import track_frames
+    from siamcli.io.sources import Prefetcher
+
+    class Still:
+        def init(self, frame, box):
+            pass
+
+        def update(self, frame):
+            return int(frame[0, 0, 0])
+
     with open_source(tmp_path) as src:
         assert src.prefetch > 0
-        assert [int(f[0, 0, 0]) for f in src] == [i * 20 for i in range(12)]
+        assert [r for _, _, r in track_frames(Still(), src, (1, 1, 4, 4))][1:] == [i * 20 for i in range(1, 12)]
     (tmp_path / "005.png").write_bytes(b"broken")
-    src = open_source(tmp_path)
     got = []
-    with pytest.raises(SiamcliError, match="cannot decode frame 5"):
-        for frame in src:
+    with open_source(tmp_path) as src, pytest.raises(SiamcliError, match="cannot decode frame 5"):
+        for frame in Prefetcher(iter(src), 4):
             got.append(int(frame[0, 0, 0]))
     assert got == [0, 20, 40, 60, 80]
-    src.close()
-    src = open_source(tmp_path)
-    it = iter(src)
-    next(it)
-    src.close()  # abandoned after one frame: the decoding thread ends
-    assert not src._ahead._thread.is_alive()
+    with open_source(tmp_path) as src:
+        ahead = Prefetcher(iter(src), 4)
+        next(iter(ahead))
+        ahead.close()  # abandoned after one frame: the decoding thread ends
+        assert not ahead._thread.is_alive()

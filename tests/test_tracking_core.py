@@ -91,6 +91,9 @@ class FakeEngine:
     """Returns a score map peaked at one cell and chosen deltas/distances."""
 
     name = "fake"
+    precision = "fp32"
+    crops_on_device = False
+    max_instance_size = None
 
     def __init__(self, family, score_size, peak, loc_value, anchors=5):
         self.family, self.s, self.peak, self.loc_value, self.k = family, score_size, peak, loc_value, anchors
@@ -276,24 +279,39 @@ def cv2_blur(img):
 
 
 @pytest.mark.parametrize("family,units", [("rpn", "pixels"), ("rpn", "target"), ("ban", "pixels"), ("ban", "target")])
-def test_pick_decodes_only_the_best_centre_yet_matches_decoding_every_box(family, units):
-    """``pick`` decodes sizes for the whole map and one centre; the result is bit for bit the
-    one from decoding every candidate's box (:meth:`pick_decoding_all`), on random outputs."""
+def test_decoders_read_boxes_as_the_published_trackers_do(family, units):
+    """Each head family's decoder gives, for every candidate, the box the reference formulas give:
+    anchors shifted by (dx, dy) times their size and scaled by exp(dw), exp(dh); points with their
+    box edges the predicted distances away. With ``box_units == "target"`` the current size is the
+    anchor (and the unit of the distances)."""
+    from siamcli.tracking.decode import decoder_for
+
     stride, ratios = (8, (0.33, 0.5, 1.0, 2.0, 3.0)) if family == "rpn" and units == "pixels" else (16, (1.0,))
-    params = TrackerParams(family=family, box_units=units, stride=stride, anchor_ratios=ratios, penalty_k=0.1)
-    tracker = SiameseTracker(None, params)
-    tracker.center, tracker.size = np.array([100.3, 80.7]), np.array([40.0, 25.0])
+    params = TrackerParams(family=family, box_units=units, stride=stride, anchor_ratios=ratios)
+    decoder = decoder_for(params)
+    grid, _ = decoder.grid_and_window(params.score_size)
     rng = np.random.default_rng(3)
-    side, k = params.score_size, params.anchor_num
-    moved = set()
-    for _ in range(200):
-        cls = (rng.normal(size=(2 * k, side, side)) * 3).astype(np.float32)
-        if family == "rpn":
-            loc = (rng.normal(size=(4 * k, side, side)) * 0.3).astype(np.float32)
-        else:
-            loc = np.abs(rng.normal(size=(4, side, side)) * (1 if units == "target" else 30)).astype(np.float32)
-        scale_z = float(rng.uniform(0.5, 2.0))
-        got = tracker.pick(cls, loc, scale_z, 0.4)
-        assert got == tracker.pick_decoding_all(cls, loc, scale_z, 0.4)
-        moved.add(round(got[0], 3))
-    assert len(moved) > 50  # the picks really vary with the outputs
+    count, prior = grid.shape[1], (37.0, 21.0)
+    delta = rng.normal(size=(4, count)).astype(np.float32) * (0.3 if family == "rpn" else 5.0)
+    got = decoder.boxes(delta, grid, prior)
+    d = delta.astype(np.float64)
+    if family == "rpn":
+        aw, ah = (prior[0], prior[1]) if units == "target" else (grid[2], grid[3])
+        want = [d[0] * aw + grid[0], d[1] * ah + grid[1], np.exp(d[2]) * aw, np.exp(d[3]) * ah]
+    else:
+        if units == "target":
+            d = d * np.array([[prior[0]], [prior[1]], [prior[0]], [prior[1]]])
+        x1, y1, x2, y2 = grid[0] - d[0], grid[1] - d[1], grid[0] + d[2], grid[1] + d[3]
+        want = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-12, atol=1e-9)
+
+
+def test_changing_a_trackers_settings_changes_its_decoder():
+    """The batch worker changes a built tracker's aspect_lr per job: the decoder must follow."""
+    tracker = SiameseTracker(FakeEngine("ban", 25, (12, 12), 32.0), TrackerParams(family="ban"))
+    tracker.params = tracker.params.tuned(aspect_lr=0.0, lr=1.0)
+    assert tracker.decoder.params.aspect_lr == 0.0
+    frame = np.full((480, 640, 3), 100, np.uint8)
+    tracker.init(frame, (300, 200, 64, 32))
+    result = tracker.update(frame)
+    assert result.box[2] / result.box[3] == pytest.approx(2.0)  # aspect kept, scale moved

@@ -298,11 +298,11 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
     assert {p.name for p in (tmp_path / "work").glob("*.ckpt")} == {
         f"{m}_seed0_ann_h{h}.ckpt" for m in ("siamban", "siamrpn") for h in range(M)}
     assert sorted(manifest["models"]) == ["siamban.pth", "siamrpnban.pth"] and not (out / "siamrpn.pth").exists()
-    from siamcli.models.registry import build_model
+    from siamcli.catalog import build_model
 
-    build_model(f"siamban_lite0x{M}").load_state_dict(torch.load(out / "siamban.pth", weights_only=True))
+    build_model("siamban").load_state_dict(torch.load(out / "siamban.pth", weights_only=True))
     mixed_state = torch.load(out / "siamrpnban.pth", weights_only=True)
-    build_model(f"siamrpnban_lite0x{M}").load_state_dict(mixed_state)
+    build_model("siamrpnban").load_state_dict(mixed_state)
     ban_state = torch.load(out / "siamban.pth", weights_only=True)  # siamban's heads follow siamrpn's
     moved = {k.replace(f"members.{i}.", f"members.{i + M}.", 1): v
              for i in range(M) for k, v in ban_state.items() if k.startswith(f"members.{i}.")}

@@ -13,7 +13,7 @@ import pytest
 
 from siamcli.io.sources import open_camera
 from siamcli.io.writers import CsvBoxWriter
-from siamcli.runloop import KeySourceControls, key_action, run_tracking
+from siamcli.live import KeySourceControls, key_action, run_tracking
 from test_cli_track import read_rows, run_cli, _one_error_line
 from conftest import require_shared
 

@@ -17,7 +17,7 @@ REFERENCE = ROOT.parent / "shared" / "reference"
 KEYS_JSON = REFERENCE / "checkpoint_keys.json"
 CONFIGS = REFERENCE / "configs"
 
-NAMES = list(zoo.ZOO)
+NAMES = list(zoo.ZOO_CONFIGS)
 # search size and score-map size per model
 SEARCH = {name: (287, 21) if "alex" in name else (255, 25) for name in NAMES}
 
@@ -28,7 +28,7 @@ def model(name: str) -> SiameseModel:
     """Build each zoo model once per session (ResNet-50 takes ~0.3 s to build)."""
     if name not in _models:
         torch.manual_seed(0)
-        _models[name] = zoo.ZOO[name]()
+        _models[name] = zoo.build_zoo_model(name)
     return _models[name]
 
 

@@ -25,8 +25,8 @@ import errno
 import json
 import os
 import sys
-import time
 import traceback
+from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import SiamcliError
 from ..io.files import WriteError, write_error
+from ..io.writers import WRITERS
 from .manifest import Job
 
 STATE_DIR = ".siamcli-batch"
@@ -42,26 +43,12 @@ VIDEO_SUFFIX = ".mp4"
 HALTING_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 SUMMARY_COLUMNS = ("id", "video", "frames", "fps", "mean_score", "status", "error", "output")
 
-# -- output formats ---------------------------------------------------------------
-# HOOK(formats): the trajectory writers come from siamcli.io.writers (``WRITERS``:
-# format name -> writer class with a ``suffix``), the same ones `track --format`
-# uses. Where that registry is absent only CSV is offered. Nothing else in the
-# batch (tmp + rename, resume) depends on the format.
-def writer_classes() -> Dict[str, Any]:
-    from ..io import writers
-
-    return dict(getattr(writers, "WRITERS", None) or {"csv": writers.CsvBoxWriter})
-
-
 def output_name(job_id: str, fmt: str) -> str:
-    cls = writer_classes().get(fmt)
+    """The trajectory's file name: the writers of `track --format` (:data:`siamcli.io.writers.WRITERS`)."""
+    cls = WRITERS.get(fmt)
     if cls is None:
-        raise SiamcliError(f"unknown trajectory format {fmt!r}; use one of {', '.join(writer_classes())}")
-    return f"{job_id}{getattr(cls, 'suffix', '.' + fmt)}"
-
-
-def _open_writer(fmt: str, path: Path):
-    return writer_classes()[fmt](path)
+        raise SiamcliError(f"unknown trajectory format {fmt!r}; use one of {', '.join(WRITERS)}")
+    return f"{job_id}{cls.suffix}"
 
 
 @dataclass(frozen=True)
@@ -129,8 +116,8 @@ def set_threads(threads: int) -> None:
 def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
     """Track ``job``; return its record and trajectory rows. Never raises for a job's own problem:
     the record then has ``status: failed`` and the error (a bug's record says ``internal error``)."""
+    from ..frame_loop import RunReport, track_frames
     from ..io.sources import open_source
-    from ..runloop import outside_warnings
 
     record: Dict[str, Any] = {"id": job.id, "video": job.video, "frames": 0, "fps": None,
                               "mean_score": None, "status": "failed", "error": job.error,
@@ -145,26 +132,20 @@ def track_job(job: Job, opts: RunOptions) -> Tuple[Dict[str, Any], List[Row]]:
             tracker, params = _tracker(job.model, job.config, job.weights, opts.device, opts.engine, opts.threads)
             tracker.params = params if job.aspect_lr is None else params.tuned(aspect_lr=job.aspect_lr)
             source.start_at(job.start_frame)
-            frames = iter(source)
-            first = next(frames)
-            tracker.init(first, job.box)
-            warnings = outside_warnings([job.box], first.shape)
             if opts.video_dir:
                 from ..io.writers import AnnotatedVideoWriter
 
                 video = AnnotatedVideoWriter(_partial_video(opts, job.id), source.fps)
-            rows.append((job.start_frame, tuple(job.box), 1.0, "tracking"))
-            _annotate(video, first, rows[-1])
-            t0 = time.perf_counter()
-            for index, frame in enumerate(frames, start=job.start_frame + 1):
-                if opts.max_frames is not None and len(rows) >= opts.max_frames:
-                    break
-                result = tracker.update(frame)
-                rows.append((index, result.box, result.score, getattr(result, "state", "tracking")))
-                _annotate(video, frame, rows[-1])
-            elapsed = time.perf_counter() - t0
+            report = RunReport()
+            with closing(track_frames(tracker, source, job.box, first_index=job.start_frame,
+                                      max_frames=opts.max_frames, report=report)) as run:
+                for index, frame, result in run:
+                    rows.append((index, result.box, result.score, result.state))
+                    _annotate(video, frame, rows[-1])
+            elapsed = report.elapsed
             if video is not None:
                 video.close()
+            warnings = list(report.box_warnings)
             if source.ended_early and (opts.max_frames is None or len(rows) < opts.max_frames):
                 warnings.append(f"decoding stopped after {source.frames_read} of the {source.frame_count} "
                                 "frames the header claims (damaged or truncated stream)")
@@ -224,7 +205,7 @@ def _fsync_replace(tmp: Path, final: Path) -> None:
 def write_trajectory(out_dir: Path, job_id: str, fmt: str, rows: List[Row]) -> Path:
     final = out_dir / output_name(job_id, fmt)
     tmp = out_dir / f".{final.name}.{os.getpid()}.tmp"
-    writer = _open_writer(fmt, tmp)
+    writer = WRITERS[fmt](tmp)
     try:
         writer.open()
         for frame, box, score, state in rows:

@@ -1,19 +1,18 @@
 """Inference engines: run a Siamese network's template and search branches.
 
-Every engine takes uint8 HWC patches (one, or a batch as NHWC) already in the
-network's channel order and returns numpy arrays, so the tracking code never
-knows which runtime ran the network.
+Every engine implements :class:`siamcli.tracking.engine.Engine` (without importing it): uint8
+HWC patches (one, or a batch as NHWC) already in the network's channel order go in, numpy
+arrays come out, so the tracking code never knows which runtime ran the network.
 
 * :class:`~siamcli.engines.torch_engine.TorchEngine` -- torch, fp32 / bf16 / fp16, CPU or CUDA (+ CUDA graphs)
 * :class:`~siamcli.engines.onnx_engine.OnnxEngine` -- onnxruntime on ``siamcli export`` graphs
 * :class:`~siamcli.engines.onnx_engine.OnnxPairEngine` -- onnxruntime on NanoTrack's backbone/head ONNX pair
-* :func:`make_engine` -- choose and build one (``auto`` measures, among accuracy-verified options)
+* :func:`~siamcli.engines.factory.choose_engine` -- choose and build one (``auto`` measures, among
+  accuracy-verified options)
 
 Submodules are imported lazily so the onnxruntime path starts without torch.
 """
-from .base import Engine
-
-__all__ = ["Engine", "TorchEngine", "OnnxEngine", "OnnxPairEngine", "make_engine"]
+__all__ = ["TorchEngine", "OnnxEngine", "OnnxPairEngine", "make_engine"]
 
 
 def __getattr__(name):

@@ -11,6 +11,9 @@ An explicitly requested precision is always honoured.
 ``auto``'s choice and the ONNX export of a checkpoint are remembered on disk
 (:mod:`.startup_cache`), so the next start skips the probe and the export, and, on
 the onnxruntime engine, never builds the torch network at all.
+
+int8 runs on onnxruntime from the graphs of ``siamcli export --int8``, given as ``onnx_files``:
+its calibration needs frames of the user's footage, which only the export is given.
 """
 from __future__ import annotations
 
@@ -26,9 +29,10 @@ import numpy as np
 
 from ..errors import SiamcliError
 from . import startup_cache
+from .choices import DEVICES, ENGINES, PRECISIONS
 
-ENGINES = ("auto", "torch", "onnx")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+INT8_FILES = ("int8 runs on the onnx engine from the files of `siamcli export --int8`: "
+              "give them with --onnx template.onnx search_int8.onnx")
 #: largest drop of mean IoU (vs fp32, on ../shared/data/seqs) for a precision to be chosen automatically
 ACCURACY_TOLERANCE = 0.01
 ACCURACY_FILE = Path(__file__).with_name("accuracy.json")
@@ -73,8 +77,6 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-#: device names siamcli knows (``cuda`` also as ``cuda:N``; ``tensorrt`` for the onnx engine)
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
 
 def check_device(device: Optional[str]) -> None:
@@ -117,44 +119,22 @@ class NetworkSource:
         return self._network
 
 
-def checkpoint_source(spec: Any, weights: PathLike) -> NetworkSource:
-    """The network of catalog ``spec`` with ``weights`` loaded, as a :class:`NetworkSource`."""
-    from ..api import build_network
-
-    def load() -> Any:
-        from ..models.checkpoint import load_weights
-
-        network = build_network(spec, weights)
-        load_weights(network, weights, spec.name)
-        network.spec_name = spec.name  # finds the model's accuracy checks
-        return network
-
-    p = spec.params
-    try:
-        key = startup_cache.model_key(spec.name, spec.architecture, spec.config, weights, p.exemplar_size,
-                                      p.instance_size)
-    except OSError:
-        key = None  # unreadable weights: the load explains
-    return NetworkSource(spec.name, p.instance_size, load, key)
-
-
-def _resolve_model(model: Any, weights: Optional[PathLike]) -> NetworkSource:
-    """A :class:`NetworkSource` from a name, spec, source or ready network."""
-    from ..catalog import ModelSpec, get_spec
-
+def _resolve_model(model: Any) -> NetworkSource:
+    """A :class:`NetworkSource` from a source or a ready network (never cached: no weights file)."""
     if isinstance(model, NetworkSource):
         return model
-    if isinstance(model, str):
-        model = get_spec(model)
-    if isinstance(model, ModelSpec):
-        if weights is None:
-            raise SiamcliError(f"no weights given for {model.name}: pass --weights model.pth")
-        return checkpoint_source(model, weights)
-    return NetworkSource(getattr(model, "spec_name", None), 255, lambda: model, None, model)
+    return NetworkSource(None, 255, lambda: model, None, model)
 
 
-def _onnx_from_files(files: Sequence[PathLike], device: Optional[str], threads: Optional[int]):
+def onnx_engine_from_files(files: Sequence[PathLike], device: Optional[str] = None, threads: Optional[int] = None,
+                           precision: str = "auto"):
+    """The onnxruntime engine of two ONNX files: ``template.onnx`` and ``search.onnx`` (or
+    ``search_int8.onnx``) of ``siamcli export``, or NanoTrack's backbone and head pair."""
     from .onnx_engine import OnnxEngine, OnnxPairEngine, make_session
+
+    check_device(device)
+    if precision not in ("auto", "fp32", "int8"):
+        raise SiamcliError(f"the onnx engine runs fp32 (or int8 from `siamcli export --int8`), not {precision}")
 
     if len(files) != 2:
         raise SiamcliError(
@@ -164,8 +144,13 @@ def _onnx_from_files(files: Sequence[PathLike], device: Optional[str], threads: 
     first, second = files
     head_inputs = [i.name for i in make_session(second, "cpu", 1).get_inputs()]
     if head_inputs and head_inputs[0] == "x":
-        return OnnxEngine(first, second, device=device, threads=threads)
-    return OnnxPairEngine(first, second, device=device, threads=threads)
+        engine = OnnxEngine(first, second, device=device, threads=threads)
+    else:
+        engine = OnnxPairEngine(first, second, device=device, threads=threads)
+    if precision in ("fp32", "int8") and engine.precision != precision:
+        raise SiamcliError(f"{second} runs in {engine.precision}, not {precision}"
+                           + ("; write an int8 search graph with `siamcli export --int8`" if precision == "int8" else ""))
+    return engine
 
 
 def _build(kind: str, precision: str, source: NetworkSource, device: Optional[str], threads: Optional[int],
@@ -178,9 +163,6 @@ def _build(kind: str, precision: str, source: NetworkSource, device: Optional[st
     from .onnx_engine import OnnxEngine, providers_for
 
     providers = providers_for(device)  # fail before a (possibly long) export when the device is not there
-    if precision == "int8":
-        raise SiamcliError("the onnx engine runs int8 from the files of `siamcli export --int8` (give them with "
-                           "--onnx); or use --engine torch --precision int8")
     if precision != "fp32":
         raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}; use --engine torch for {precision}")
     key = None if source.cache_key is None else f"{source.cache_key}-{instance_size}"
@@ -202,7 +184,7 @@ def _build(kind: str, precision: str, source: NetworkSource, device: Optional[st
             startup_cache.forget_onnx(key)
     graphs = None
     if engine is None:
-        from ..export import export_onnx_bytes
+        from .onnx_export import export_onnx_bytes
 
         graphs = export_onnx_bytes(source.network(), instance_size=instance_size)
         engine = OnnxEngine(*graphs, device=device, threads=threads, save_optimized=save)
@@ -246,59 +228,64 @@ def candidates(engine: str, precision: str, model_name: Optional[str], device: O
     return pairs
 
 
-def make_engine(
+@dataclass(frozen=True)
+class Probe:
+    """How ``auto`` chose: the search-branch milliseconds of every candidate it timed, and whether
+    they were measured by an earlier start on this machine (:mod:`.startup_cache`)."""
+
+    ms: Dict[str, float]
+    remembered: bool
+
+
+def make_engine(model: Any, **options: Any):
+    """The engine :func:`choose_engine` chooses, without how it chose."""
+    return choose_engine(model, **options)[0]
+
+
+def choose_engine(
     model: Any,
-    weights: Optional[PathLike] = None,
     engine: str = "auto",
     precision: str = "auto",
     device: Optional[str] = None,
     threads: Optional[int] = None,
     cuda_graphs: bool = False,
-    onnx_files: Optional[Sequence[PathLike]] = None,
     probe_runs: int = 5,
     instance_size: Optional[int] = None,
     compile: bool = False,
-):
-    """An engine for ``model``: a catalog name or :class:`~siamcli.catalog.ModelSpec` (then
-    ``weights`` are loaded, only if the engine needs the network), a :class:`NetworkSource`, or a
-    ready :class:`~siamcli.models.base.SiameseModel` (never cached: it has no weights file).
+) -> Tuple[Any, Optional[Probe]]:
+    """An engine for ``model`` (a :class:`NetworkSource`, or a ready
+    :class:`~siamcli.models.base.SiameseModel`, never cached: it has no weights file), and the
+    :class:`Probe` that chose it (None when nothing was left to choose).
 
     ``engine``: auto | torch | onnx; ``precision``: auto | fp32 | bf16 | fp16;
     ``device``: auto/None, cpu, cuda (torch), or tensorrt (onnx); ``threads``:
     intra-op threads; ``instance_size``: search patch side for the probe and the
-    export (default: the spec's, or 255 for a bare network). ``onnx_files``: two ONNX files to run instead of
-    exporting ``model`` (``template.onnx`` + ``search.onnx`` from
-    :func:`siamcli.export.export_onnx`, or NanoTrack's backbone + head pair).
+    export (default: the source's). ONNX files run through :func:`onnx_engine_from_files`.
 
     ``compile`` (torch engine only) compiles the search branch; with it ``auto`` picks the torch
     engine without a timing probe (a probe would compile every candidate first).
 
-    With ``auto``, every verified candidate is built and timed (``probe_runs``
-    search calls) and the fastest is returned; its ``probe`` attribute holds
-    the measured milliseconds of every candidate.
+    With ``auto``, every verified candidate is built and timed (``probe_runs`` search calls)
+    and the fastest is returned.
     """
     if engine not in ENGINES:
         raise SiamcliError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     check_device(device)
     if precision not in PRECISIONS:
         raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-    if compile and (onnx_files or engine == "onnx"):
+    if precision == "int8":
+        raise SiamcliError(INT8_FILES)
+    if compile and engine == "onnx":
         raise SiamcliError("--compile applies to the torch engine; drop it, or drop --onnx / --engine onnx")
     if cuda_graphs:
         # asked for explicitly: say why it cannot be had, rather than let ``auto`` drop every torch
         # candidate and quietly run onnxruntime
-        if engine == "onnx" or onnx_files:
+        if engine == "onnx":
             raise SiamcliError("--cuda-graphs applies to the torch engine; drop it, or drop --engine onnx / --onnx")
         if device in ("cpu", "tensorrt") or (device in (None, "auto") and not _cuda_available()):
             raise SiamcliError("CUDA graphs need a CUDA GPU (torch finds none here, or --device is not cuda); "
                                "drop --cuda-graphs")
-    if onnx_files:
-        if engine == "torch":
-            raise SiamcliError("ONNX files were given but --engine torch was asked for; use --engine onnx")
-        if precision not in ("auto", "fp32"):
-            raise SiamcliError(f"the onnx engine runs fp32 only, not {precision}")
-        return _onnx_from_files(onnx_files, device, threads)
-    source = _resolve_model(model, weights)
+    source = _resolve_model(model)
     name = source.name
     instance_size = instance_size or source.instance_size
     pairs = candidates("torch" if compile else engine, precision, name, device)
@@ -311,7 +298,7 @@ def make_engine(
                       cuda_graphs and kind == "torch", instance_size, compiled)
 
     if len(pairs) == 1:
-        return build(*pairs[0], compile)
+        return build(*pairs[0], compile), None
     choice_key = startup_cache.machine_key(name, pairs, device, threads, instance_size) if name else None
     remembered = startup_cache.load_choice(choice_key) if choice_key else None
     if remembered is not None:
@@ -322,9 +309,7 @@ def make_engine(
             except SiamcliError:
                 chosen = None  # e.g. a GPU gone since: measure again
             if chosen is not None:
-                chosen.probe = dict(remembered.get("probe_ms") or {})
-                chosen.probe_remembered = True
-                return chosen
+                return chosen, Probe(dict(remembered.get("probe_ms") or {}), True)
     source.network()  # the checkpoint's own errors surface here, not as "no engine could be built"
     timings: Dict[str, float] = {}
     best, best_name, best_time = None, None, float("inf")
@@ -341,8 +326,6 @@ def make_engine(
             best, best_name, best_time = built, f"{kind}-{prec}", seconds
     if best is None:  # every candidate refused: the device is the usual cause, and each refusal names it
         raise refusals[-1] if refusals else SiamcliError("no engine could be built for this model and device")
-    best.probe = timings
-    best.probe_remembered = False
     if choice_key:
         startup_cache.save_choice(choice_key, best_name, timings, name, threads, device)
-    return best
+    return best, Probe(timings, False)

@@ -3,9 +3,8 @@
 * :func:`fold_batch_norms` folds every BatchNorm2d that directly follows a
   Conv2d into that conv's weight and bias (``torch.nn.utils.fusion``), leaving
   an ``Identity`` in its place: one pass over memory less per layer.
-* channels-last memory (``TorchEngine(channels_last=...)``): with it oneDNN
-  runs bf16 convolutions on AMX; without it the same bf16 network was about
-  twice as slow here.
+* channels-last memory (``TorchEngine(channels_last=...)``): the only layout in
+  which oneDNN runs bf16 convolutions on AMX (docs/performance.md has the figures).
 
 Pairs are found in ``nn.Sequential`` containers (a Conv2d then a BatchNorm2d)
 and in modules that declare them in a ``CONV_BN_PAIRS`` class attribute of

@@ -1,6 +1,6 @@
 """onnxruntime engines: siamcli's own two-graph export, and NanoTrack's published ONNX pair.
 
-Neither imports torch. Sessions run with ``session.intra_op.allow_spinning=0``:
+Neither imports torch (the ``onnx`` package edits NanoTrack's backbone). Sessions run with ``session.intra_op.allow_spinning=0``:
 spinning worker threads otherwise steal the CPU from video decoding between
 frames.
 
@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import SiamcliError
-from .onnx_shapes import free_spatial_input, input_shapes
+from .choices import DEVICES
 
 Source = Union[str, Path, bytes]
+#: metadata keys of an exported graph (:mod:`.onnx_export`): the model's name and its architecture,
+#: so that ``--onnx`` files run with their own model's tracker settings
+MODEL_KEY = "siamcli.model"
+ARCHITECTURE_KEY = "siamcli.architecture"
 
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
 
 def _ort():
@@ -59,8 +62,8 @@ def make_session(source: Source, device: Optional[str] = None, threads: Optional
     """An ``InferenceSession`` for a file path or serialized model bytes.
 
     ``save_optimized``: also write the graph as onnxruntime optimized it (for this machine's
-    CPU) there; ``optimized``: ``source`` is such a graph, loaded without optimizing again
-    (0.2 s instead of 0.7 s for a ResNet-50's search graph here).
+    CPU) there; ``optimized``: ``source`` is such a graph, loaded without optimizing again, which
+    is most of the time a large graph takes to load.
     """
     ort = _ort()
     opts = ort.SessionOptions()
@@ -122,6 +125,27 @@ def _shapes_fit(made: Sequence, taken: Sequence) -> bool:
         a == b or not isinstance(a, int) or not isinstance(b, int) for a, b in zip(made, taken))
 
 
+def free_spatial_input(model: bytes) -> Tuple[bytes, List[Union[int, str]]]:
+    """A serialized ONNX model whose first input's height and width are free (named ``height`` and
+    ``width``), and that input's shape as declared before. The recorded intermediate and output
+    shapes, worked out for the old input size, are dropped: onnxruntime infers them again."""
+    import onnx
+
+    proto = onnx.load_model_from_string(model)
+    graph = proto.graph
+    if not graph.input:
+        raise ValueError("the model has no input")
+    dims = graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise ValueError(f"input {graph.input[0].name!r} is not 4-D (NCHW)")
+    declared: List[Union[int, str]] = [d.dim_param if d.HasField("dim_param") else d.dim_value for d in dims]
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    del graph.value_info[:]
+    for output in graph.output:
+        output.type.tensor_type.ClearField("shape")
+    return proto.SerializeToString(), declared
+
+
 def _batch_is_fixed(session, name: str) -> bool:
     shape = next(i.shape for i in session.get_inputs() if i.name == name)
     return isinstance(shape[0], int)
@@ -135,6 +159,9 @@ class OnnxEngine:
     one template when the template batch is one). ``save_optimized`` / ``optimized``:
     see :func:`make_session`.
     """
+
+    #: the tracker crops on the host
+    crops_on_device = False
 
     def __init__(self, template: Source, search: Source, device: Optional[str] = None,
                  threads: Optional[int] = None, save_optimized: Optional[Tuple[Path, Path]] = None,
@@ -155,7 +182,9 @@ class OnnxEngine:
             )
         self._template_batch_fixed = _batch_is_fixed(self.template_session, "z")
         #: the search graph's metadata (``siamcli export`` names the model there)
-        self.metadata = dict(self.search_session.get_modelmeta().custom_metadata_map)
+        self.metadata: Dict[str, str] = dict(self.search_session.get_modelmeta().custom_metadata_map)
+        #: any search size: the exported search graph's height and width are free
+        self.max_instance_size: Optional[int] = None
         self.providers = self.search_session.get_providers()
         # a search graph from `siamcli export --int8` holds QuantizeLinear nodes (op names are plain strings)
         self.precision = "int8" if b"QuantizeLinear" in search else "fp32"
@@ -167,6 +196,10 @@ class OnnxEngine:
             return self.template_session.run(None, {"z": z})
         parts = [self.template_session.run(None, {"z": z[i:i + 1]}) for i in range(len(z))]
         return [np.concatenate([p[k] for p in parts]) for k in range(len(self.zf_names))]
+
+    def track_regions(self, frame: np.ndarray, regions: Sequence[Sequence[float]], model_size: int,
+                      fills: Sequence[Sequence[float]], rgb: bool, features: Any) -> Tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError("onnxruntime engines take host crops (crops_on_device is False)")
 
     def _search_one(self, x: np.ndarray, zf: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         feeds = {"x": x, **dict(zip(self.zf_names, zf))}
@@ -199,7 +232,7 @@ class OnnxPairEngine(OnnxEngine):
     re-infers shapes from whatever blob it gets and so runs the 127x127
     template through it. onnxruntime checks declared shapes, so the input's
     height and width are made free when the backbone is loaded
-    (:func:`siamcli.engines.onnx_shapes.free_spatial_input`; no other change).
+    (:func:`free_spatial_input`; no other change).
     The head's reshapes are fixed to a 16x16 search map, i.e. a 255x255 search
     patch: wider searches (re-detection) need a ``siamcli export`` of the .pth.
     """
@@ -208,9 +241,8 @@ class OnnxPairEngine(OnnxEngine):
                  threads: Optional[int] = None) -> None:
         data = backbone if isinstance(backbone, bytes) else _read(backbone)
         try:
-            declared = next(iter(input_shapes(data).values()), [])
-            data = free_spatial_input(data)
-        except (ValueError, IndexError) as exc:
+            data, declared = free_spatial_input(data)
+        except Exception as exc:  # onnx's DecodeError for a file that is no ONNX model at all
             raise SiamcliError(f"{backbone if not isinstance(backbone, bytes) else 'backbone'} "
                                f"is not a NanoTrack backbone ONNX model ({exc})") from None
         self.backbone_session = make_session(data, device, threads)

@@ -3,13 +3,12 @@
 Precision:
 
 * ``fp32`` -- plain inference.
-* ``bf16`` -- ``torch.autocast`` with bfloat16 (CPU or CUDA). On a CPU with
-  AMX this is about 3x faster than fp32; without AMX it can be several times
-  *slower*, so :func:`siamcli.engines.make_engine` only picks it after measuring.
+* ``bf16`` -- ``torch.autocast`` with bfloat16 (CPU or CUDA). On a CPU it is fast only
+  where oneDNN has AMX, and can be slower than fp32 elsewhere, so
+  :func:`.factory.choose_engine` picks it only after measuring.
 * ``fp16`` -- CUDA only: a half copy of the network, BatchNorms folded, channels-last.
-* ``int8`` -- CPU only: the convolutions in int8 through oneDNN (AMX where the
-  CPU has it; :mod:`.int8`), calibrated on crops of the first frame when the
-  tracker starts (:meth:`TorchEngine.calibrate`). Never chosen automatically.
+
+int8 runs on onnxruntime, from the graphs of ``siamcli export --int8`` (:mod:`.quantize`).
 
 Batches: ``template`` and ``track`` take one (H, W, 3) patch or an (N, H, W, 3)
 batch; ``track`` correlates sample ``i`` with template ``i`` (a template batch
@@ -29,10 +28,9 @@ import torch
 from ..errors import SiamcliError
 from ..models.base import SiameseModel
 from .device_crop import fill_colours, region_params, sample_squares
-from .device_select import CandidateSelector, Selection
 from .fusion import fold_batch_norms
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISIONS = ("fp32", "bf16", "fp16")
 #: CUDA graphs (and pinned frame buffers) kept at once: one per input shape, and with the crop on
 #: the device the frame's size is part of the shape, so an eval over many sources would
 #: otherwise keep a graph, and its memory pool, per frame size
@@ -99,7 +97,7 @@ class TorchEngine:
     ``threads`` sets torch's intra-op thread count (a process-wide setting in
     torch; left alone when None). ``cuda_graphs`` records the search branch
     once per input shape as a CUDA graph and replays it (CUDA only).
-    ``channels_last`` (default: on a CPU in bf16 and int8, on CUDA in fp16) runs a copy of
+    ``channels_last`` (default: on a CPU in bf16, on CUDA in fp16) runs a copy of
     the network in channels-last memory, the only layout in which oneDNN uses AMX for bf16
     convolutions and cuDNN runs fp16 convs without transposing.
     ``fold_bn`` (default: on CUDA in fp16) folds the BatchNorms into the convs of a copy
@@ -108,17 +106,15 @@ class TorchEngine:
     trackers compute, which is what `tests/test_parity.py` checks. ``compile``
     runs the search branch through ``torch.compile`` (inductor, weights frozen and
     packed): the first frames take seconds to tens of seconds to compile, then
-    each frame is faster (int8 is compiled again after each calibration). Needs a C++
-    compiler. docs/performance.md has the measured figures.
+    each frame is faster. Needs a C++ compiler. docs/performance.md has the measured figures.
 
-    ``device_crop`` (default: on for CUDA) offers :meth:`track_regions`: the tracker hands
-    over the whole frame and the squares to cut, and the crops are sampled on the device
-    (:mod:`.device_crop`), inside the CUDA graph when there is one. ``device_select`` (with
-    it) also picks each sample's best candidate there (:mod:`.device_select`); left at None, the
-    tracker does so for score maps of many candidates (see ``DEVICE_SELECT_CANDIDATES``).
+    ``device_crop`` (default: on for CUDA) sets :attr:`crops_on_device`: the tracker hands
+    over the whole frame and the squares to cut (:meth:`track_regions`), and the crops are
+    sampled on the device (:mod:`.device_crop`), inside the CUDA graph when there is one.
     """
 
-    name = "torch"
+    #: any search size: the network is fully convolutional
+    max_instance_size: Optional[int] = None
 
     def __init__(
         self,
@@ -131,20 +127,12 @@ class TorchEngine:
         fold_bn: Optional[bool] = None,
         compile: bool = False,
         device_crop: Optional[bool] = None,
-        device_select: Optional[bool] = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.device = pick_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise SiamcliError("precision fp16 needs a CUDA GPU (on a CPU use bf16 or fp32)")
-        if precision == "int8":
-            from .int8 import onednn_int8_available
-
-            if self.device.type != "cpu":
-                raise SiamcliError("precision int8 runs on the CPU (oneDNN); on a GPU use fp16")
-            if not onednn_int8_available():
-                raise SiamcliError("this torch build has no oneDNN int8 convolutions; use bf16 or fp32")
         if cuda_graphs and self.device.type != "cuda":
             raise SiamcliError("CUDA graphs need a CUDA GPU; drop --cuda-graphs or use --device cuda")
         if compile and cuda_graphs:
@@ -160,7 +148,7 @@ class TorchEngine:
         if channels_last is None:
             # oneDNN's AMX kernels want channels-last, and so do cuDNN's fp16 tensor-core ones
             # (in NCHW it transposes around every conv)
-            channels_last = precision in ("bf16", "int8") if self.device.type == "cpu" else half
+            channels_last = precision == "bf16" if self.device.type == "cpu" else half
         if fold_bn is None:
             # fp16 on CUDA: one kernel less per conv (BN), measured within the accuracy tolerance
             fold_bn = half
@@ -175,18 +163,11 @@ class TorchEngine:
         if half:
             self.model = self.model.half()
         self.channels_last = channels_last
-        # int8: the float network, kept to calibrate from; self.model becomes its int8 copy
-        self._float_model = self.model if precision == "int8" else None
-        self._calibrated_shape: Optional[Tuple[int, ...]] = None
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._graphs: Dict[Tuple, Any] = RecentCache(KEPT_GRAPHS)
         self._pinned: Dict[Tuple, torch.Tensor] = RecentCache(2 * KEPT_GRAPHS)
-        self.device_crop = self.device.type == "cuda" if device_crop is None else bool(device_crop)
-        # with the crop on the device, the best candidate can be picked there too (one row read
-        # back); None: the tracker decides by the number of candidates (DEVICE_SELECT_CANDIDATES)
-        self.device_select = (None if device_select is None else bool(device_select)) if self.device_crop else False
-        self._selectors: Dict[Tuple, CandidateSelector] = {}
+        self.crops_on_device = self.device.type == "cuda" if device_crop is None else bool(device_crop)
         self._compiled = None
         if compile:
             import torch._inductor.config as inductor_config
@@ -194,9 +175,7 @@ class TorchEngine:
             # inductor with weight freezing: BNs folded and conv weights packed once for oneDNN,
             # instead of being reordered on every call (the bulk of eager bf16's overhead)
             self._inductor_config = inductor_config
-            # int8: compiled once calibrated (the int8 network is only built then)
-            self._compiled = torch.compile(_SearchBranch(self.model)) if self._float_model is None else None
-        self._compile = compile
+            self._compiled = torch.compile(_SearchBranch(self.model))
         self.name = (f"torch-{self.device.type}-{precision}" + ("-graphs" if cuda_graphs else "")
                      + ("-compiled" if compile else ""))
 
@@ -229,41 +208,12 @@ class TorchEngine:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SiamcliError(f"torch.compile failed ({first[:200]}); run without --compile") from None
 
-    # -- int8 calibration ------------------------------------------------------------
-    def needs_calibration(self, frame: np.ndarray) -> bool:
-        """Whether an int8 engine should be calibrated on ``frame`` before a template is taken:
-        it has not been yet, or was on frames of another size (another source, e.g. the next
-        sequence of an eval). Targets added later on the same source reuse the calibration,
-        so a live re-selection does not stall."""
-        return self._float_model is not None and self._calibrated_shape != tuple(frame.shape)
-
-    def calibrate(self, crops: Sequence[Tuple[np.ndarray, np.ndarray]], frame: Optional[np.ndarray] = None) -> None:
-        """int8: (re)build the int8 network from input ranges measured on (template, search)
-        crop pairs (network channel order); ``frame`` is the frame they were cut from."""
-        if self._float_model is None:
-            return
-        from .int8 import crops_runner, quantize_convs
-
-        if not crops:
-            raise SiamcliError("int8 calibration needs at least one crop")
-        model = quantize_convs(self._float_model, crops_runner(crops, self._to_tensor))
-        self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
-        self._calibrated_shape = None if frame is None else tuple(frame.shape)
-        if self._compile:  # each calibration is a new network, compiled again on its first frame
-            self._compiled = torch.compile(_SearchBranch(self.model))
-
-    def _check_calibrated(self) -> None:
-        if self._float_model is not None and self.model is self._float_model:
-            raise SiamcliError("the int8 engine is not calibrated yet (SiameseTracker.init calibrates it)")
-
     # -- Engine interface --------------------------------------------------------
     def template(self, patch: np.ndarray) -> Any:
-        self._check_calibrated()
         with torch.inference_mode(), self._autocast():
             return self.model.template_kernels(self._to_tensor(patch))
 
     def track(self, patch: np.ndarray, zf: Any) -> Tuple[np.ndarray, np.ndarray]:
-        self._check_calibrated()
         with self._grad_mode():
             x = self._to_tensor(patch)
             if self.cuda_graphs:
@@ -272,49 +222,31 @@ class TorchEngine:
             return cls.float().cpu().numpy(), loc.float().cpu().numpy()
 
     def track_regions(self, frame: np.ndarray, regions: Sequence[Sequence[float]], model_size: int,
-                      fills: Sequence[Sequence[float]], rgb: bool, zf: Any,
-                      select: Optional[Selection] = None):
+                      fills: Sequence[Sequence[float]], rgb: bool, zf: Any) -> Tuple[np.ndarray, np.ndarray]:
         """``track`` with the crops cut on the device: ``frame`` is the whole (H, W, 3) uint8
         BGR frame, ``regions`` one ``(size, xmin, ymin)`` square per sample
         (:func:`siamcli.tracking.crop.square`), each resized to ``model_size``, ``fills`` each
-        sample's fill colour (B, G, R), ``rgb`` whether the network takes RGB.
-
-        Returns ``(cls, loc)``; with ``select`` (and ``device_select``), the (N, 8) rows of
-        :class:`.device_select.CandidateSelector` instead."""
-        self._check_calibrated()
-        if not self.device_crop:
+        sample's fill colour (B, G, R), ``rgb`` whether the network takes RGB."""
+        if not self.crops_on_device:
             raise SiamcliError("this engine crops on the host; call track() with the patches")
         params = region_params(regions, model_size)
         colours = fill_colours(fills, rgb)
-        picking = select is not None and self.device_select is not False
         with self._grad_mode():
             # with a graph, the pinned host copies go straight into its static buffers
             inputs = [self._host(frame), self._host(np.concatenate([params, colours], 1))]
-            if picking:
-                inputs.append(self._host(np.ascontiguousarray(select.states, dtype=np.float32)))
 
             def run(ins: List[torch.Tensor], z: Any, search: Callable) -> Tuple[torch.Tensor, ...]:
                 x = sample_squares(ins[0], ins[1][:, :3], ins[1][:, 3:], model_size, rgb).to(self._dtype)
-                cls, loc = search(x, z)
-                if not picking:
-                    return cls, loc
-                return (self._selector(select, int(cls.shape[-1]))(cls, loc, ins[2]),)
+                return search(x, z)
 
             if self.cuda_graphs:
-                kind = ("regions", model_size, rgb, select.key if picking else None)
-                out = self._replay(kind, inputs, zf,
-                                   lambda ins, z: run(ins, z, lambda x, zz: self._run_search(self._layout(x), zz)))
-            else:
-                inputs = [t.to(self.device, non_blocking=True) for t in inputs]
-                out = tuple(t.float().cpu().numpy() for t in run(inputs, zf, self._search))
-            return out[0] if picking else out
-
-    def _selector(self, select: Selection, score_size: int) -> CandidateSelector:
-        key = (select.key, score_size)
-        selector = self._selectors.get(key)
-        if selector is None:
-            selector = self._selectors[key] = select.factory(score_size).to(self.device)
-        return selector
+                kind = ("regions", model_size, rgb)
+                cls, loc = self._replay(kind, inputs, zf,
+                                        lambda ins, z: run(ins, z, lambda x, zz: self._run_search(self._layout(x), zz)))
+                return cls, loc
+            inputs = [t.to(self.device, non_blocking=True) for t in inputs]
+            cls, loc = run(inputs, zf, self._search)
+            return cls.float().cpu().numpy(), loc.float().cpu().numpy()
 
     def _grad_mode(self):
         # inductor freezes (folds and packs) weights only under no_grad, not inference_mode

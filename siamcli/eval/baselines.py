@@ -87,18 +87,3 @@ def create_baseline(name: str) -> OpenCVTracker:
     """The baseline ``name`` (mil, kcf, csrt, with or without the ``opencv_`` prefix)."""
     return OpenCVTracker(name)
 
-
-def create_baselines(names: Sequence[str], warn: Optional[Callable[[str], None]] = None) -> Dict[str, OpenCVTracker]:
-    """The baselines of ``names`` this OpenCV has, by report label; each missing one is passed to
-    ``warn`` with the reason (and left out) instead of stopping a comparison."""
-    out: Dict[str, OpenCVTracker] = {}
-    for name in names:
-        try:
-            tracker = create_baseline(name)
-        except SiamcliError as exc:
-            if warn is None:
-                raise
-            warn(f"skipping baseline {name}: {exc}")
-            continue
-        out[tracker.name] = tracker
-    return out

@@ -9,14 +9,15 @@ its runs, so one unlucky drift weighs less than in a single pass.
 """
 from __future__ import annotations
 
-import time
+from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence as Seq, Tuple
+from typing import Callable, Dict, List, Optional, Sequence as Seq, Tuple
 
 import numpy as np
 
 from ..errors import SiamcliError
-from ..io.sources import PREFETCH_FRAMES, Prefetcher, decode_frame
+from ..frame_loop import RunReport, track_frames
+from ..io.sources import ImageFolderSource
 from .datasets import Sequence, valid_boxes
 from .metrics import score_sequence
 
@@ -87,12 +88,6 @@ def robustness_runs(seq: Sequence, starts: int = 1, shifts: bool = False) -> Lis
     return runs
 
 
-def _frames(seq: Sequence, start: int, shape) -> Iterator[np.ndarray]:
-    """The frames of ``seq`` after ``start``, each the size of the first (``shape``)."""
-    for index in range(start + 1, len(seq)):
-        yield decode_frame(seq.frames[index], f"frame {index} of sequence {seq.name}", shape)
-
-
 def track_sequence(tracker, seq: Sequence, on_frame: Optional[Callable[[], None]] = None,
                    start: Optional[int] = None, box: Optional[Seq[float]] = None) -> SequenceResult:
     """Initialise on the first annotated frame (or on ``start`` with ``box``) and track to the end.
@@ -105,21 +100,16 @@ def track_sequence(tracker, seq: Sequence, on_frame: Optional[Callable[[], None]
     start = first_annotated(seq) if start is None else int(start)
     init = seq.groundtruth[start] if box is None else np.asarray(box, float)
     boxes = np.zeros((len(seq), 4))
-    first = decode_frame(seq.frames[start], f"frame {start} of sequence {seq.name}")
-    tracker.init(first, init)
-    boxes[start] = init
-    t0 = time.perf_counter()
-    frames = Prefetcher(_frames(seq, start, first.shape), PREFETCH_FRAMES)
-    try:
-        for i, frame in enumerate(frames, start=start + 1):
-            boxes[i] = tracker.update(frame).box
-            if on_frame:
+    frames = ImageFolderSource(seq.folder or seq.frames[0].parent, files=seq.frames, label=f"sequence {seq.name}")
+    frames.start_at(start)
+    report = RunReport()
+    with closing(track_frames(tracker, frames, init, first_index=start, report=report)) as run:
+        for index, _, result in run:
+            boxes[index] = result.box
+            if on_frame and index > start:
                 on_frame()
-    finally:
-        frames.close()
-    elapsed = time.perf_counter() - t0
     tracked = len(seq) - start - 1
-    fps = tracked / elapsed if elapsed > 0 and tracked else 0.0
+    fps = tracked / report.elapsed if report.elapsed > 0 and tracked else 0.0
     return SequenceResult(seq.name, len(seq), fps, score_sequence(boxes[start:], seq.groundtruth[start:]), boxes,
                           tracked=tracked)
 

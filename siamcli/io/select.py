@@ -1,8 +1,6 @@
 """Drawing the first box with the mouse (needs a display and OpenCV's GUI build)."""
 from __future__ import annotations
 
-import os
-import sys
 from typing import Tuple
 
 import cv2
@@ -11,13 +9,6 @@ import numpy as np
 from ..errors import SiamcliError
 
 NO_DISPLAY = "no display to draw the target on: pass the first box with --init x,y,w,h"
-
-
-def has_display() -> bool:
-    """True when a window can plausibly be opened."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
 
 
 def select_box(frame: np.ndarray, window: str = "siamcli: draw the target, then ENTER") -> Tuple[float, float, float, float]:

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import SiamcliError
 
-#: frames a file source decodes ahead of the tracker, in a background thread
+#: frames of a file read ahead of the tracker, in a background thread (:class:`Prefetcher`, which
+#: :func:`siamcli.frame_loop.track_frames` runs)
 PREFETCH_FRAMES = 4
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -40,11 +41,11 @@ class FrameSource:
     fps: float
     frame_count: Optional[int]
     frames_read: int = 0
-    #: frames decoded ahead in a background thread (0: decode when asked, as a live camera should)
+    #: frames that may be decoded ahead in a background thread (0: decode when asked, as a live
+    #: camera should, or the frames shown would lag behind the scene)
     prefetch: int = 0
     #: index of the first frame delivered (:meth:`start_at`)
     start: int = 0
-    _ahead: Optional["Prefetcher"] = None
 
     def _frames(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -58,10 +59,7 @@ class FrameSource:
         return SiamcliError(f"start frame {self.start} is past the end of {self.path} ({frames} frames)")
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        if not self.prefetch:
-            return self._frames()
-        self._ahead = Prefetcher(self._frames(), self.prefetch)
-        return iter(self._ahead)
+        return self._frames()
 
     @property
     def ended_early(self) -> bool:
@@ -72,8 +70,7 @@ class FrameSource:
         return None
 
     def close(self) -> None:
-        if self._ahead is not None:
-            self._ahead.close()
+        pass
 
     def __enter__(self):
         return self
@@ -83,11 +80,14 @@ class FrameSource:
 
 
 class ImageFolderSource(FrameSource):
-    """Frames from the image files of a folder (natural sort order)."""
+    """Frames from the image files of a folder (natural sort order), or the ``files`` given (a
+    sequence's, named ``label`` in messages)."""
 
-    def __init__(self, folder: Path, fps: float = 30.0) -> None:
+    def __init__(self, folder: Path, fps: float = 30.0, files: Optional[List[Path]] = None,
+                 label: Optional[str] = None) -> None:
         self.path = folder
-        self.files = list_frames(folder)
+        self.label = label or str(folder)
+        self.files = list_frames(folder) if files is None else list(files)
         if not self.files:
             raise SiamcliError(
                 f"no image frames in folder {folder} (looked for {', '.join(IMAGE_SUFFIXES[:4])}, ...)"
@@ -102,7 +102,7 @@ class ImageFolderSource(FrameSource):
         self.frames_read = self.start
         shape = None
         for file in self.files[self.start:]:
-            frame = decode_frame(file, f"frame {self.frames_read} of {self.path}", shape)
+            frame = decode_frame(file, f"frame {self.frames_read} of {self.label}", shape)
             shape = frame.shape
             self.frames_read += 1
             yield frame
@@ -257,7 +257,6 @@ class VideoSource(FrameSource):
         return None
 
     def close(self) -> None:
-        super().close()  # stop decoding ahead before the decoder goes
         self._cap.release()
 
 

@@ -1,4 +1,5 @@
-"""Torch modules of the Siamese networks, the registry of named architectures and checkpoint loading.
+"""Torch modules of the Siamese networks and checkpoint loading (the named models:
+:mod:`siamcli.catalog`).
 
 ``siamcli.models`` also names the public function that lists the models users can run
 (:func:`siamcli.api.models`). Importing this subpackage makes it that attribute of ``siamcli``,
@@ -9,9 +10,8 @@ import sys
 import types
 
 from .base import SiameseModel
-from .registry import ARCHITECTURES, build_model
 
-__all__ = ["SiameseModel", "ARCHITECTURES", "build_model"]
+__all__ = ["SiameseModel"]
 
 
 class _ListsModels(types.ModuleType):

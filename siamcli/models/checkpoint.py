@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from ..errors import SiamcliError
 from .base import SiameseModel
-from .registry import architecture_names, key_signature
 
 StateDict = Dict[str, torch.Tensor]
 SHOW = 4  # how many keys of each kind a mismatch report names
@@ -77,24 +76,6 @@ def _shape(t) -> Tuple[int, ...]:
     return tuple(t.shape) if hasattr(t, "shape") else tuple(t)
 
 
-def guess_architecture(state: Mapping[str, object], exclude: Optional[str] = None) -> Optional[str]:
-    """Name of the registered architecture whose keys and shapes best match ``state``."""
-    given = {k: _shape(v) for k, v in state.items()}
-    best, best_score = None, 0.0
-    for name in architecture_names():
-        if name == exclude:
-            continue
-        try:
-            sig = key_signature(name)
-        except Exception:  # an architecture that cannot be built here is simply not a candidate
-            continue
-        same = sum(1 for k, s in sig.items() if given.get(k) == s)
-        score = same / max(len(set(sig) | set(given)), 1)
-        if score > best_score:
-            best, best_score = name, score
-    return best if best_score >= 0.6 else None
-
-
 def _listed(keys: List[str]) -> str:
     shown = ", ".join(keys[:SHOW])
     return shown + (f", ... (+{len(keys) - SHOW} more)" if len(keys) > SHOW else "")
@@ -119,13 +100,15 @@ def mismatch_report(model: SiameseModel, state: Mapping[str, torch.Tensor]) -> O
     return "; ".join(parts) if parts else None
 
 
-def load_weights(model: SiameseModel, path: Union[str, Path], name: str) -> SiameseModel:
-    """Load checkpoint ``path`` into ``model`` (architecture ``name``) strictly."""
+def load_weights(model: SiameseModel, path: Union[str, Path], name: str,
+                 guess: Optional[Callable[[StateDict], Optional[str]]] = None) -> SiameseModel:
+    """Load checkpoint ``path`` into ``model`` (of model ``name``) strictly. ``guess`` names the
+    model a checkpoint that does not fit looks like (:func:`siamcli.catalog.guess_model`)."""
     state = read_state_dict(path)
     report = mismatch_report(model, state)
     if report:
-        guess = guess_architecture(state, exclude=name)
-        hint = (f"; the keys look like a {guess} checkpoint: try --model {guess}" if guess
+        like = guess(state) if guess is not None else None
+        hint = (f"; the keys look like a {like} checkpoint: try --model {like}" if like
                 else "; check that the weights and the model (or config) belong together")
         raise SiamcliError(f"weights {path} do not fit model {name}: {report}{hint}")
     broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]

@@ -46,7 +46,7 @@ def xcorr_depthwise(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     if search.shape[1] != c:
         raise ValueError(f"search has {search.shape[1]} channels, template {c}")
     x = search.reshape(1, n * c, *search.shape[2:])
-    # the kernels in plain (N*C, 1, h, w) order: a channels-last template (int8, channels-last
+    # the kernels in plain (N*C, 1, h, w) order: a channels-last template (bf16 and fp16
     # engines) would otherwise reshape to a strided weight that oneDNN copies, and the result would
     # come out NCHW, copied again by the next channels-last conv
     k = kernel.contiguous().reshape(n * c, 1, *kernel.shape[2:])

@@ -26,8 +26,7 @@ S = 16 for v1/v2 and S = 15 for v3.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +44,6 @@ __all__ = [
     "build_nanotrack",
     "build_nanotrack_from_config",
     "detect_nanotrack_version",
-    "load_nanotrack",
-    "load_nanotrack_checkpoint",
 ]
 
 STRIDE = 16

@@ -251,12 +251,3 @@ def siamban_r50_l234() -> SiameseModel:
     """SiamBAN, ResNet-50 layers 2-4, weighted MultiBAN; search 255 -> 25x25 points."""
     return build_zoo_model("siamban_r50_l234")
 
-
-#: model-zoo name -> builder
-ZOO: Dict[str, Callable[[], SiameseModel]] = {
-    "siamrpn_alex_dwxcorr": siamrpn_alex_dwxcorr,
-    "siamrpn_r50_l234_dwxcorr": siamrpn_r50_l234_dwxcorr,
-    "siamrpn_mobilev2_l234_dwxcorr": siamrpn_mobilev2_l234_dwxcorr,
-    "siamrpn_r50_l234_dwxcorr_lt": siamrpn_r50_l234_dwxcorr_lt,
-    "siamban_r50_l234": siamban_r50_l234,
-}

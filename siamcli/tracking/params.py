@@ -132,10 +132,6 @@ class TrackerParams:
         changes = {attr: cast(track[key]) for key, (attr, cast) in names.items() if key in track}
         return replace(self, **changes)
 
-    def with_lost_threshold(self, lost: float) -> "TrackerParams":
-        """These params with the lost threshold ``lost``; the uncertain threshold is raised to it if lower."""
-        return self.tuned(lost_threshold=lost)
-
     def tuned(self, **settings: Any) -> "TrackerParams":
         """These params with the :data:`TUNABLE` ``settings`` changed.
 

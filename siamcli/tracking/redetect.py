@@ -54,7 +54,7 @@ class RedetectingTracker:
         """Side of the search patch for the current lost frame count (no wider than the engine
         runs: NanoTrack's published head.onnx takes one search size only)."""
         p = self.params
-        widest = getattr(self.engine, "max_instance_size", None) or p.lost_instance_size
+        widest = self.engine.max_instance_size or p.lost_instance_size
         return int(min(p.instance_size + self.lost_frames * p.redetect_growth, p.lost_instance_size, widest))
 
     def update(self, frame: np.ndarray) -> TrackResult:
@@ -71,9 +71,9 @@ class RedetectingTracker:
             return TrackResult(self._confident_box(), result.score, LOST)
 
         found = t.search(frame, self.search_size(), p.lost_window_influence)
-        if found[4] < p.recover_threshold:
+        if found.score < p.recover_threshold:
             self.lost_frames += 1
-            return TrackResult(self._confident_box(), found[4], LOST)
+            return TrackResult(self._confident_box(), found.score, LOST)
         self.lost_frames = 0
         result = t.commit(frame, found)
         if result.state == TRACKING:

@@ -9,7 +9,6 @@ from __future__ import annotations
 TRACKING = "tracking"
 UNCERTAIN = "uncertain"
 LOST = "lost"
-STATES = (TRACKING, UNCERTAIN, LOST)
 
 
 def classify(score: float, params) -> str:

@@ -24,7 +24,7 @@ class Teacher:
     """A NanoTrack v2 checkpoint run on pairs' crops, its outputs at a student's ``size`` x ``size`` points."""
 
     def __init__(self, weights: Union[str, Path], size: int, stride: int = 16, engine: str = "onnx") -> None:
-        from ..engines.factory import make_engine
+        from ..api import create_engine as make_engine
 
         self.engine = make_engine("nanotrack_v2", weights, engine=engine, precision="fp32")
         self.size = size

@@ -73,7 +73,7 @@ def feature_runner(model: LiteSiamese, threads: Optional[int] = None) -> Callabl
     try:
         import onnxruntime as ort
 
-        from ..export import export_graph
+        from ..engines.onnx_export import export_graph
 
         graph = export_graph(_Features(model).eval(), (torch.zeros(1, 3, 127, 127),), ["img"], ["feat"],
                              {"img": {0: "n", 2: "h", 3: "w"}})

@@ -30,9 +30,6 @@ class Bottleneck(nn.Module):
 
     #: each BN applied straight to its conv's output (see siamcli.engines.fusion)
     CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
-    #: conv pairs whose activation passes only through a BN and an ``nn.ReLU`` on its way
-    #: (see siamcli.engines.int8.chain_int8)
-    INT8_CHAINS = (("conv1", "conv2"), ("conv2", "conv3"))
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: Optional[nn.Module] = None) -> None:
