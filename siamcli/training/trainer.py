@@ -213,6 +213,18 @@ class HeadRun(NamedTuple):
     validation: List[Dict[str, float]] = []
 
 
+def _forward_losses(model: LiteSiamese, targets, cache: FeatureCache, idx: torch.Tensor,
+                    gen: torch.Generator):
+    """The network's maps on the cached pairs ``idx`` and their label losses: ``(cls, loc,
+    cls_loss, loc_loss)``, one definition for training and validation."""
+    labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen, cache.prior[idx])
+    zf = model.template_from_features(cache.z[idx].float())
+    xf = model.search_from_features(cache.x[idx].float())
+    cls, loc = model.correlate(zf, xf)
+    cls_loss, loc_loss = targets.loss(cls, loc, labels, goal)
+    return cls, loc, cls_loss, loc_loss
+
+
 @torch.no_grad()
 def validation_losses(model: LiteSiamese, cache: FeatureCache, batch: int = 256, seed: int = 0) -> Dict[str, float]:
     """Mean label losses (``cls``, ``loc``) of ``model`` on a cache of held-out pairs. The labels'
@@ -224,11 +236,7 @@ def validation_losses(model: LiteSiamese, cache: FeatureCache, batch: int = 256,
     sums, count = {"cls": 0.0, "loc": 0.0}, 0
     for start in range(0, len(cache), batch):
         idx = torch.arange(start, min(start + batch, len(cache)))
-        labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen, cache.prior[idx])
-        zf = model.template_from_features(cache.z[idx].float())
-        xf = model.search_from_features(cache.x[idx].float())
-        cls, loc = model.correlate(zf, xf)
-        cls_loss, loc_loss = targets.loss(cls, loc, labels, goal)
+        _, _, cls_loss, loc_loss = _forward_losses(model, targets, cache, idx, gen)
         sums["cls"] += float(cls_loss) * len(idx)
         sums["loc"] += float(loc_loss) * len(idx)
         count += len(idx)
@@ -309,11 +317,7 @@ def train_head(model: LiteSiamese, cache: FeatureCache, epochs: int, batch: int,
             step = epoch * steps_per_epoch + i
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
-            labels, goal = targets.assign(cache.boxes[idx], cache.negative[idx], gen, cache.prior[idx])
-            zf = model.template_from_features(cache.z[idx].float())
-            xf = model.search_from_features(cache.x[idx].float())
-            cls, loc = model.correlate(zf, xf)
-            cls_loss, loc_loss = targets.loss(cls, loc, labels, goal)
+            cls, loc, cls_loss, loc_loss = _forward_losses(model, targets, cache, idx, gen)
             loss = cls_loss + loc_loss
             if distill or distill_loc:
                 kd_cls, kd_loc = distill_losses(family, cls, loc, cache.teacher_prob[idx].float(),
