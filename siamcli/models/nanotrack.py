@@ -193,15 +193,6 @@ def _pixelwise_corr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(kernel, x.reshape(n, c, hx * wx)).reshape(n, hz * wz, hx, wx)
 
 
-def _depthwise_corr(z: torch.Tensor, x: torch.Tensor, padding: int) -> torch.Tensor:
-    """Per-sample, per-channel cross-correlation of x with the kernel z."""
-    n, c = x.shape[:2]
-    out = F.conv2d(x.reshape(1, n * c, *x.shape[2:]),
-                   z.reshape(n * c, 1, *z.shape[2:]),
-                   groups=n * c, padding=padding)
-    return out.reshape(n, c, *out.shape[2:])
-
-
 def _separable_tower(spec: Sequence[Tuple[int, int, int]]) -> nn.Sequential:
     """v1/v2 tower: per stage [dw k x k, pw 1x1, BN, ReLU6]; spec = (k, cin, cout)."""
     layers = []
@@ -296,11 +287,24 @@ class _DepthwiseV3(nn.Module):
         self.crop = crop
         self.padding = padding
 
-    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+    def kernel(self, zf: torch.Tensor) -> torch.Tensor:
+        """The template half: the central ``crop`` x ``crop`` features through ``conv_kernel``."""
         h, w = zf.shape[2:]
         top, left = (h - self.crop) // 2, (w - self.crop) // 2
-        z = zf[:, :, top:top + self.crop, left:left + self.crop]
-        return _depthwise_corr(self.conv_kernel(z), self.conv_search(xf), self.padding)
+        return self.conv_kernel(zf[:, :, top:top + self.crop, left:left + self.crop])
+
+    def respond(self, kernel: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        # The kernel's shape is made of plain ints (the module's crop and channels, the batch read
+        # as an int): where the kernel is a graph input (the ONNX search graph, batch 1) its shape
+        # is otherwise unknown at export, and a convolution's weight must have a static shape there.
+        search = self.conv_search(xf)
+        n, ch = int(xf.shape[0]), self.conv_search[0].out_channels
+        out = F.conv2d(search.reshape(1, n * ch, *search.shape[2:]),
+                       kernel.reshape(n * ch, 1, self.crop, self.crop), groups=n * ch, padding=self.padding)
+        return out.reshape(n, ch, *out.shape[2:])
+
+    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        return self.respond(self.kernel(zf), xf)
 
 
 class _PixelwiseV3(nn.Module):
@@ -318,9 +322,14 @@ class _PixelwiseV3(nn.Module):
             _bn(positions),
         )
 
+    def kernel(self, zf: torch.Tensor) -> torch.Tensor:
+        return self.conv_kernel(zf)
+
+    def respond(self, kernel: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.CA_layer(_pixelwise_corr(kernel, self.conv_search(xf))))
+
     def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
-        corr = _pixelwise_corr(self.conv_kernel(zf), self.conv_search(xf))
-        return self.conv(self.CA_layer(corr))
+        return self.respond(self.kernel(zf), xf)
 
 
 class _HeadV3(nn.Module):
@@ -337,12 +346,22 @@ class _HeadV3(nn.Module):
         self.down_reg = nn.Sequential(_pointwise(positions + ch, ch, bias=True))
         self.down_cls = nn.Sequential(_pointwise(positions + ch, ch, bias=True))
 
-    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        reg = torch.cat([self.corr_pw_reg(zf, xf), self.corr_dw_reg(zf, xf)], dim=1)
-        cls = torch.cat([self.corr_pw_cls(zf, xf), self.corr_dw_cls(zf, xf)], dim=1)
+    def kernels(self, zf: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The template half of the four correlations, computed once per target; in the order
+        :meth:`respond` takes them (pixel-wise and depthwise, regression then classification)."""
+        return (self.corr_pw_reg.kernel(zf), self.corr_dw_reg.kernel(zf),
+                self.corr_pw_cls.kernel(zf), self.corr_dw_cls.kernel(zf))
+
+    def respond(self, kernels: Sequence[torch.Tensor], xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        pw_reg, dw_reg, pw_cls, dw_cls = (_pair_batches(k, xf) for k in kernels)
+        reg = torch.cat([self.corr_pw_reg.respond(pw_reg, xf), self.corr_dw_reg.respond(dw_reg, xf)], dim=1)
+        cls = torch.cat([self.corr_pw_cls.respond(pw_cls, xf), self.corr_dw_cls.respond(dw_cls, xf)], dim=1)
         cls = self.cls_logits(self.cls_tower(self.down_cls(cls)))
         loc = torch.exp(self.bbox_pred(self.bbox_tower(self.down_reg(reg))))
         return cls, loc
+
+    def forward(self, zf: torch.Tensor, xf: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.respond(self.kernels(zf), xf)
 
 
 # ---------------------------------------------------------------------------
@@ -373,6 +392,17 @@ class _NanoTrack(SiameseModel):
 
     def correlate(self, zf: Any, xf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         return self.ban_head(_pair_batches(zf, xf), xf)
+
+    def kernels(self, zf: Any) -> Any:
+        # v3's head does its template-side convolutions once per target (and its ONNX search
+        # graph then takes kernels of a known shape); v1's and v2's take the features as they are
+        head_kernels = getattr(self.ban_head, "kernels", None)
+        return zf if head_kernels is None else head_kernels(zf)
+
+    def respond(self, kernels: Any, xf: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        if hasattr(self.ban_head, "respond"):
+            return self.ban_head.respond(kernels, xf)
+        return self.correlate(kernels, xf)
 
 
 class NanoTrackV1(_NanoTrack):
