@@ -6,7 +6,7 @@
 >>> result = tracker.update(next_frame)      # TrackResult(box, score, state)  # doctest: +SKIP
 
 ``siamcli.track(source, box)`` iterates over a whole video, folder of frames or camera, and
-``siamcli.models()`` lists the models. The names are imported on first use, so that
+``siamcli.list_models()`` lists the models. The names are imported on first use, so that
 ``import siamcli`` (which the command line does first) stays cheap.
 """
 from __future__ import annotations
@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from .errors import SiamcliError
 
 if TYPE_CHECKING:
-    from .api import ModelInfo, Tracker, models, track
+    from .api import ModelInfo, Tracker, list_models, track
     from .tracking.tracker import TrackResult
 
-__all__ = ["Tracker", "TrackResult", "track", "models", "ModelInfo", "SiamcliError", "__version__"]
+__all__ = ["Tracker", "TrackResult", "track", "list_models", "ModelInfo", "SiamcliError", "__version__"]
 
-_LAZY = {"Tracker": "api", "track": "api", "models": "api", "ModelInfo": "api", "TrackResult": "tracking.tracker"}
+_LAZY = {"Tracker": "api", "track": "api", "list_models": "api", "ModelInfo": "api",
+         "TrackResult": "tracking.tracker"}
 
 
 def __getattr__(name: str) -> Any:
@@ -29,6 +30,9 @@ def __getattr__(name: str) -> Any:
         from importlib.metadata import version
 
         return version(__name__)
+    if name == "models":  # the subpackage of networks, not imported yet: say where the listing is
+        raise AttributeError(f"module {__name__!r} has no attribute 'models': siamcli.list_models() lists the "
+                             "models, and siamcli.models is the subpackage holding the networks")
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-import numpy as np
-
 from .catalog import DEFAULT_MODEL, MODELS, ModelSpec, get_spec, load_network, spec_from_config
-from .errors import SiamcliError
+from .errors import WEIGHTS_ARGUMENT, WEIGHTS_OPTION, NeedsWeights, SiamcliError
+from .io.frames import as_bgr, check_color
 from .tracking.params import TrackerParams
 from .tracking.tracker import SiameseTracker, TrackResult
 
@@ -47,10 +46,9 @@ def resolve_weights(spec: ModelSpec, weights: Optional[PathLike]) -> PathLike:
         from .bundled import bundled_weights
 
         return bundled_weights(spec.bundled)
-    raise SiamcliError(
-        f"no weights given for {spec.name}: pass --weights model.pth "
-        "(a pysot / SiamBAN model-zoo file or NanoTrack .pth)"
-    )
+    where = (f"{spec.checkpoint} from the {spec.published_by}" if spec.published_by
+             else "a pysot / SiamBAN model-zoo file or a NanoTrack .pth")
+    raise NeedsWeights(f"no weights given for {spec.name}: pass {WEIGHTS_OPTION} ({where})")
 
 
 def checkpoint_source(spec: ModelSpec, weights: PathLike):
@@ -183,34 +181,29 @@ def onnx_spec(labels: Mapping[str, str], nanotrack_pair: bool, model: Optional[s
 @dataclass(frozen=True)
 class ModelInfo:
     """A model :class:`Tracker` can run: its ``name``, a one-line ``summary``, whether its weights
-    ship with siamcli (``bundled``; otherwise pass ``weights=``) and its default tracker
-    ``params`` (the :data:`~siamcli.tracking.params.TUNABLE` ones can be changed per tracker)."""
+    ship with siamcli (``bundled``; otherwise pass ``weights=``), where they come from
+    (``weights_source``: ``"bundled"``, or who publishes the checkpoint and its file name) and its
+    default tracker ``params`` (the :data:`~siamcli.tracking.params.TUNABLE` ones can be changed
+    per tracker)."""
 
     name: str
     summary: str
     bundled: bool
     params: TrackerParams
+    weights_source: str
 
 
-def models() -> List[ModelInfo]:
-    """Every model siamcli knows, the bundled ones first (as ``siamcli models`` lists them)."""
-    return [ModelInfo(spec.name, spec.summary, spec.bundled is not None, spec.params) for spec in MODELS.values()]
-
-
-def _as_frame(frame: Any) -> np.ndarray:
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        got = (f"an array of shape {frame.shape} and type {frame.dtype}" if isinstance(frame, np.ndarray)
-               else type(frame).__name__)
-        raise SiamcliError(f"a frame must be a BGR image, an H x W x 3 uint8 array (as cv2.imread and "
-                           f"cv2.VideoCapture.read give), got {got}")
-    return frame
+def list_models() -> List[ModelInfo]:
+    """Every model siamcli knows, in the order ``siamcli models`` lists them."""
+    return [ModelInfo(spec.name, spec.summary, spec.bundled is not None, spec.params, spec.weights_source)
+            for spec in MODELS.values()]
 
 
 class Tracker:
     """A single-object tracker: ``init(frame, box)`` on the first frame, then ``update(frame)``
     on each next one.
 
-    ``model`` is a name from :func:`models` or the path of a pysot / SiamBAN / NanoTrack
+    ``model`` is a name from :func:`list_models` or the path of a pysot / SiamBAN / NanoTrack
     ``config.yaml``; ``weights`` the checkpoint (not needed for the bundled models:
     siamrpnban, siamrpn, siamban). ``device`` is ``"auto"`` (CUDA when torch finds it),
     ``"cpu"`` or ``"cuda"``; ``engine`` ``"auto"`` (the fastest accuracy-verified runtime,
@@ -219,9 +212,12 @@ class Tracker:
     target is lost. Other keyword arguments change the model's tracker settings (``penalty_k``,
     ``window_influence``, ``lr``, ``aspect_lr``, ``lost_threshold``, ... :data:`siamcli.tracking.params.TUNABLE`).
 
-    Frames are BGR uint8 arrays as OpenCV reads them; boxes are ``(x, y, w, h)`` in 0-based
-    pixels. Bad input (an unknown model or setting, missing weights, a box outside the frame)
-    raises :class:`siamcli.SiamcliError` with the message the command line prints.
+    Frames are H x W x 3 uint8 arrays in BGR order as OpenCV reads them, or in RGB order with
+    ``color="rgb"`` (what ``np.asarray(pil_image)``, the GOT-10k toolkit and most PyTorch code
+    give); PIL images are taken as they are (:func:`siamcli.io.frames.as_bgr`). Boxes are
+    ``(x, y, w, h)`` in 0-based pixels. Bad input (an unknown model or setting, missing weights, a
+    box outside the frame) raises :class:`siamcli.SiamcliError` with the message the command line
+    prints.
 
     >>> tracker = siamcli.Tracker()                       # doctest: +SKIP
     >>> tracker.init(first_frame, (120, 80, 40, 60))     # doctest: +SKIP
@@ -231,11 +227,15 @@ class Tracker:
 
     def __init__(self, model: PathLike = DEFAULT_MODEL, weights: Optional[PathLike] = None, device: str = "auto",
                  engine: str = "auto", *, precision: str = "auto", threads: Optional[int] = None,
-                 redetect: bool = False, **tracker_settings: Any) -> None:
+                 redetect: bool = False, color: str = "bgr", **tracker_settings: Any) -> None:
+        self._color = check_color(color)
         is_config = str(model).lower().endswith((".yaml", ".yml"))
-        core, spec = create_tracker(model=None if is_config else str(model), config=model if is_config else None,
-                                    weights=weights, device=device, engine=engine, precision=precision,
-                                    threads=threads, settings=tracker_settings)
+        try:
+            core, spec = create_tracker(model=None if is_config else str(model), config=model if is_config else None,
+                                        weights=weights, device=device, engine=engine, precision=precision,
+                                        threads=threads, settings=tracker_settings)
+        except NeedsWeights as exc:  # named as this API takes it, not as the command line does
+            raise SiamcliError(exc.worded(WEIGHTS_ARGUMENT)) from None
         if redetect:
             from .tracking.redetect import RedetectingTracker
 
@@ -257,17 +257,17 @@ class Tracker:
         """The runtime the network runs on, e.g. ``"onnx-cpu"`` or ``"torch-cuda-fp16"``."""
         return self._core.engine.name
 
-    def init(self, frame: np.ndarray, box: Sequence[float]) -> None:
+    def init(self, frame: Any, box: Sequence[float]) -> None:
         """Start tracking the target inside ``box`` (x, y, w, h) on ``frame``; again to restart."""
-        self._tracker.init(_as_frame(frame), box)
+        self._tracker.init(as_bgr(frame, self._color), box)
         self._started = True
 
-    def update(self, frame: np.ndarray) -> TrackResult:
+    def update(self, frame: Any) -> TrackResult:
         """The target's box in the next ``frame``, its score and state
-        (``"tracking"``, ``"uncertain"`` or ``"lost"``)."""
+        (``"tracking"``, ``"uncertain"`` or ``"lost"``); unpacks as ``ok, box``, as OpenCV's trackers answer."""
         if not self._started:
             raise SiamcliError("call init(frame, box) before update(frame)")
-        return self._tracker.update(_as_frame(frame))
+        return self._tracker.update(as_bgr(frame, self._color))
 
     def __repr__(self) -> str:
         return f"<siamcli.Tracker {self.name} on {self.engine}>"
@@ -300,6 +300,8 @@ def track(source: Union[PathLike, int], box: Sequence[float], model: PathLike = 
     """
     if max_frames is not None and max_frames < 1:
         raise SiamcliError(f"max_frames must be at least 1, got {max_frames}")
+    if "color" in options:  # its frames come from OpenCV: BGR, whatever the caller declares
+        raise SiamcliError("track reads its frames itself, in BGR order: color applies to frames passed to Tracker")
     from .frame_loop import RunReport, track_frames
 
     frames = _open(source)

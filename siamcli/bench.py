@@ -94,7 +94,7 @@ def _is_sequence(path: Path) -> bool:
     return path.is_dir() and (path / "groundtruth_rect.txt").is_file()
 
 
-def open_source(source: PathLike, max_frames: Optional[int] = None
+def bench_source(source: PathLike, max_frames: Optional[int] = None
                 ) -> Tuple[Callable[[], Iterable[np.ndarray]], Optional[np.ndarray], int]:
     """(frames factory, ground truth or None, frames to use) for a video file, an OTB-style
     sequence folder (``img/`` + ``groundtruth_rect.txt``) or an image folder.
@@ -307,7 +307,7 @@ def bench(
 
     if not onnx_files:
         weights = resolve_weights(resolve_spec(model, config), weights)
-    frames, gt, count = open_source(source, max_frames)
+    frames, gt, count = bench_source(source, max_frames)
     if count and count < 2:
         raise SiamcliError(f"{source} has {count} frame; the benchmark needs at least 2")
     if preload:

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .errors import SiamcliError
+from .errors import WEIGHTS_OPTION, NeedsWeights, SiamcliError
 
 MANIFEST = "manifest.json"
 
@@ -65,15 +65,15 @@ def bundled_weights(file_name: str, folder: Optional[Path] = None) -> Path:
     """Path of the bundled ``file_name`` after checking its sha256 against the manifest."""
     folder = folder or weights_dir()
     if folder is None:
-        raise SiamcliError(
+        raise NeedsWeights(
             "siamcli's bundled weights are not installed (no manifest.json found in "
-            + ", ".join(str(d) for d in weight_dirs()) + "); pass --weights FILE")
+            + ", ".join(str(d) for d in weight_dirs()) + f"); pass {WEIGHTS_OPTION}")
     entry = read_manifest(folder).get("models", {}).get(file_name)
     path = folder / file_name
     if entry is None:
-        raise SiamcliError(f"{folder / MANIFEST} does not list {file_name}; pass --weights FILE")
+        raise NeedsWeights(f"{folder / MANIFEST} does not list {file_name}; pass {WEIGHTS_OPTION}")
     if not path.is_file():
-        raise SiamcliError(f"bundled weights {path} are missing; reinstall siamcli or pass --weights FILE")
+        raise NeedsWeights(f"bundled weights {path} are missing; reinstall siamcli or pass {WEIGHTS_OPTION}")
     actual = sha256(path)
     if actual != entry.get("sha256"):
         raise SiamcliError(

@@ -35,8 +35,22 @@ class ModelSpec:
     builder: Optional[str] = None
     #: the file in siamcli's ``weights/`` used when no ``--weights`` is given (None: they must be given)
     bundled: Optional[str] = None
+    #: where the checkpoint of a model whose weights do not ship is published, and the file (as its
+    #: authors name it) to pass with ``--weights``
+    published_by: Optional[str] = None
+    checkpoint: Optional[str] = None
     #: the parsed config.yaml of a model built from one (:func:`spec_from_config`)
     config: Optional[Mapping[str, Any]] = None
+
+    @property
+    def weights_source(self) -> str:
+        """Where the weights come from, in a few words: ``"bundled"``, or the publisher and the file
+        to pass with ``--weights``."""
+        if self.bundled:
+            return "bundled"
+        if self.published_by:
+            return f"{self.published_by}: {self.checkpoint}"
+        return "a checkpoint of this architecture"
 
     @property
     def family(self) -> str:
@@ -83,36 +97,47 @@ BUNDLED = (
 )
 
 # -- the published models: weights from the pysot / SiamBAN model zoos and the NanoTrack project -----
+_PYSOT, _SIAMBAN, _NANOTRACK = "pysot model zoo", "SiamBAN model zoo", "NanoTrack project"
 _ALEX = replace(_RPN, instance_size=287, base_size=0, penalty_k=0.16, window_influence=0.40, lr=0.30)
 PUBLISHED = (
     ModelSpec("siamrpn_alex_dwxcorr", "siamrpn_alex_dwxcorr", _ALEX,
-              "pysot SiamRPN AlexNet (VOT settings)", builder="zoo:siamrpn_alex_dwxcorr"),
+              "pysot SiamRPN AlexNet (VOT settings)", builder="zoo:siamrpn_alex_dwxcorr",
+              published_by=_PYSOT, checkpoint="experiments/siamrpn_alex_dwxcorr/model.pth"),
     ModelSpec("siamrpn_alex_dwxcorr_otb", "siamrpn_alex_dwxcorr", _ALEX,
-              "pysot SiamRPN AlexNet (OTB settings)", builder="zoo:siamrpn_alex_dwxcorr"),
+              "pysot SiamRPN AlexNet (OTB settings)", builder="zoo:siamrpn_alex_dwxcorr",
+              published_by=_PYSOT, checkpoint="experiments/siamrpn_alex_dwxcorr_otb/model.pth"),
     ModelSpec("siamrpn_r50_l234_dwxcorr", "siamrpn_r50_l234_dwxcorr",
               replace(_RPN, penalty_k=0.05, window_influence=0.42, lr=0.38),
-              "pysot SiamRPN++ ResNet-50 (VOT settings)", builder="zoo:siamrpn_r50_l234_dwxcorr"),
+              "pysot SiamRPN++ ResNet-50 (VOT settings)", builder="zoo:siamrpn_r50_l234_dwxcorr",
+              published_by=_PYSOT, checkpoint="experiments/siamrpn_r50_l234_dwxcorr/model.pth"),
     ModelSpec("siamrpn_r50_l234_dwxcorr_otb", "siamrpn_r50_l234_dwxcorr",
               replace(_RPN, penalty_k=0.24, window_influence=0.5, lr=0.25),
-              "pysot SiamRPN++ ResNet-50 (OTB settings)", builder="zoo:siamrpn_r50_l234_dwxcorr"),
+              "pysot SiamRPN++ ResNet-50 (OTB settings)", builder="zoo:siamrpn_r50_l234_dwxcorr",
+              published_by=_PYSOT, checkpoint="experiments/siamrpn_r50_l234_dwxcorr_otb/model.pth"),
     ModelSpec("siamrpn_mobilev2_l234_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr",
               replace(_RPN, penalty_k=0.04, window_influence=0.4, lr=0.5),
-              "pysot SiamRPN++ MobileNetV2", builder="zoo:siamrpn_mobilev2_l234_dwxcorr"),
+              "pysot SiamRPN++ MobileNetV2", builder="zoo:siamrpn_mobilev2_l234_dwxcorr",
+              published_by=_PYSOT, checkpoint="experiments/siamrpn_mobilev2_l234_dwxcorr/model.pth"),
     ModelSpec("siamban_r50_l234", "siamban_r50_l234",
               replace(_BAN, penalty_k=0.08513642556896711, window_influence=0.4632532824922313,
                       lr=0.44418184746462425),
-              "SiamBAN ResNet-50 (VOT2018 settings)", builder="zoo:siamban_r50_l234"),
+              "SiamBAN ResNet-50 (VOT2018 settings)", builder="zoo:siamban_r50_l234",
+              published_by=_SIAMBAN, checkpoint="experiments/siamban_r50_l234/model.pth"),
     ModelSpec("siamban_r50_l234_otb", "siamban_r50_l234",
               replace(_BAN, penalty_k=0.020530504470126613, window_influence=0.3850733326567302,
                       lr=0.4730770315643308),
-              "SiamBAN ResNet-50 (OTB settings)", builder="zoo:siamban_r50_l234"),
+              "SiamBAN ResNet-50 (OTB settings)", builder="zoo:siamban_r50_l234",
+              published_by=_SIAMBAN, checkpoint="experiments/siamban_r50_l234_otb/model.pth"),
     ModelSpec("nanotrack_v1", "nanotrack_v1", replace(_NANO, window_influence=0.462, penalty_k=0.148, lr=0.390),
-              "NanoTrack v1", builder="nanotrack:nanotrack_v1"),
+              "NanoTrack v1", builder="nanotrack:nanotrack_v1",
+              published_by=_NANOTRACK, checkpoint="nanotrackv1.pth"),
     ModelSpec("nanotrack_v2", "nanotrack_v2", replace(_NANO, window_influence=0.490, penalty_k=0.150, lr=0.385),
-              "NanoTrack v2 (OpenCV TrackerNano's model)", builder="nanotrack:nanotrack_v2"),
+              "NanoTrack v2 (OpenCV TrackerNano's model)", builder="nanotrack:nanotrack_v2",
+              published_by=_NANOTRACK, checkpoint="nanotrackv2.pth"),
     ModelSpec("nanotrack_v3", "nanotrack_v3",
               replace(_NANO, base_size=6, window_influence=0.455, penalty_k=0.138, lr=0.348),
-              "NanoTrack v3", builder="nanotrack:nanotrack_v3"),
+              "NanoTrack v3", builder="nanotrack:nanotrack_v3",
+              published_by=_NANOTRACK, checkpoint="nanotrackv3.pth"),
 )
 
 MODELS: Dict[str, ModelSpec] = {s.name: s for s in (*BUNDLED, *PUBLISHED)}

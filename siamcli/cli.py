@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .cli_options import (BUNDLED, QUIET, aspect_lr_option, box_format_option, device_option, max_frames_option,
+from .cli_options import (BUNDLED_TEXT, QUIET, aspect_lr_option, box_format_option, device_option, max_frames_option,
                           model_options, runtime_options)
 from .errors import SiamcliError
 from .progress import progress_display
@@ -126,7 +126,7 @@ def _first_box(init_box, init_file: Optional[str], one_based: bool = False):
     return boxes[0] if len(boxes) == 1 else boxes
 
 
-def _several(box) -> bool:
+def _many_targets(box) -> bool:
     return box is not None and isinstance(box, list)
 
 
@@ -172,7 +172,7 @@ def _check_run_outputs(out_path: Path, output_given: bool, save_video: Optional[
     check_outputs(outputs, inputs)
 
 
-def _kept(boxes, video) -> str:
+def _what_was_what_was_kept(boxes, video) -> str:
     """What a run that stopped on an error leaves: '; 12 boxes kept in a.csv, ...'."""
     parts = []
     if boxes.rows and not boxes.failed:
@@ -198,7 +198,7 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
     from .live import run_tracking
 
     video = AnnotatedVideoWriter(save_video, source.fps) if save_video else None
-    boxes = open_box_writer(out_path, fmt, multi_target=_several(init_box))
+    boxes = open_box_writer(out_path, fmt, multi_target=_many_targets(init_box))
     try:
         with _progress(quiet) as bar:
             task = bar.add_task(spec.name, total=progress_total, fps=0.0)
@@ -208,7 +208,7 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
                                   on_frame=lambda i, r, fps: bar.update(task, advance=1, fps=fps))
     except SiamcliError as exc:
         _close_after_error(boxes, video)
-        raise SiamcliError(f"{exc}{_kept(boxes, video)}") from None
+        raise SiamcliError(f"{exc}{_what_was_kept(boxes, video)}") from None
     except BaseException:
         _close_after_error(boxes, video)
         raise
@@ -217,7 +217,7 @@ def _run_and_report(source, tracker, spec, out_path, fmt, save_video, init_box, 
         try:
             video.close()
         except SiamcliError as exc:
-            raise SiamcliError(f"{exc}{_kept(boxes, None)}") from None
+            raise SiamcliError(f"{exc}{_what_was_kept(boxes, None)}") from None
     outputs = f"boxes: {out_path}" + (f", video: {save_video}" if save_video else "")
     for message in report.box_warnings:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
@@ -274,7 +274,7 @@ def track_cmd(source, demo, model, config, weights, init_box, init_file, one_bas
     with open_source(source) as frames:
         frames.start_at(start_frame)
         tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
-                                       several=_several(box), aspect_lr=aspect_lr)
+                                       several=_many_targets(box), aspect_lr=aspect_lr)
         total = max(frames.frame_count - start_frame, 0) if frames.frame_count else None
         if max_frames is not None:
             total = min(total, max_frames) if total else max_frames
@@ -319,7 +319,7 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, one_based, o
     if not no_display:
         require_display("run with --no-display and --init x,y,w,h for headless tracking")
     tracker, spec = _build_tracker(model, config, weights, device, lost_threshold, redetect, runtime,
-                                   several=_several(box), aspect_lr=aspect_lr)
+                                   several=_many_targets(box), aspect_lr=aspect_lr)
     with open_camera(camera) as frames:
         if frames.skipped:
             err_console.print(f"skipped {frames.skipped} warm-up frames from {frames.label}")
@@ -351,7 +351,7 @@ def _compare_trackers(entries, device, runtime):
             out.append((spec.name, tracker))
         else:
             raise SiamcliError(f"--compare takes an OpenCV baseline ({', '.join(BASELINES)}), MODEL=WEIGHTS "
-                               f"or a bundled model ({BUNDLED}), got {entry!r}")
+                               f"or a bundled model ({BUNDLED_TEXT}), got {entry!r}")
     return out
 
 
@@ -375,7 +375,7 @@ def _results_table(label, dataset, results, overall) -> Table:
 @model_options()
 @click.option("--compare", "compare", multiple=True, metavar="TRACKER",
               help="Also run this tracker on the same sequences: an OpenCV baseline (mil, kcf, csrt), "
-                   f"MODEL=WEIGHTS, or a bundled model ({BUNDLED}). Repeatable.")
+                   f"MODEL=WEIGHTS, or a bundled model ({BUNDLED_TEXT}). Repeatable.")
 @click.option("--report", "report_dir", help="Write success/precision plots, tables and index.html here.")
 @device_option()
 @click.option("--json", "json_path", help="Also write the table to this JSON file.")
@@ -506,7 +506,9 @@ def _no_sequence_scored(failed) -> None:
 
 def _register_extra_commands() -> None:
     from .cli_batch import batch_cmd
-    from .cli_speed import bench_cmd, cache_cmd, export_cmd
+    from .cli_bench import bench_cmd
+    from .cli_cache import cache_cmd
+    from .cli_export import export_cmd
 
     for command in (batch_cmd, bench_cmd, cache_cmd, export_cmd):
         cli.add_command(command)

@@ -11,11 +11,12 @@ from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
 from .engines.choices import ENGINES, PRECISIONS
 from .io.writers import FORMATS
 
-BUNDLED = ", ".join(BUNDLED_MODELS)
-MODEL_HELP = f"Model name (see `siamcli models`). Default: {DEFAULT_MODEL}, a model bundled with siamcli ({BUNDLED})."
+#: the bundled models' names as help texts and messages list them
+BUNDLED_TEXT = ", ".join(BUNDLED_MODELS)
+MODEL_HELP = f"Model name (see `siamcli models`). Default: {DEFAULT_MODEL}, a model bundled with siamcli ({BUNDLED_TEXT})."
 CONFIG_HELP = "A pysot / SiamBAN / NanoTrack config.yaml, instead of --model."
 WEIGHTS_HELP = ("Checkpoint (.pth state dict or training snapshot). "
-                f"Not needed for siamcli's own models ({BUNDLED}): their weights ship with it.")
+                f"Not needed for siamcli's own models ({BUNDLED_TEXT}): their weights ship with it.")
 
 
 class ThreadCount(click.ParamType):

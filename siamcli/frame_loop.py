@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -109,11 +109,6 @@ class RunReport:
         return (self.frames - 1) / self.elapsed if self.elapsed > 0 and self.frames > 1 else 0.0
 
 
-@contextmanager
-def _nothing():
-    yield
-
-
 def outside_warnings(boxes: Sequence[Box], frame_shape: Sequence[int], inside: float = 0.5) -> List[str]:
     """A message for each box (x, y, w, h) of which less than ``inside`` of the area lies in the
     frame: most often coordinates meant for another resolution."""
@@ -166,7 +161,7 @@ def track_frames(tracker: Any, frames: Iterable[np.ndarray], first_box: FirstBox
     run = _run(tracker, iter(ahead) if ahead is not None else iter(frames), first_box, first_index, max_frames,
                report, source)
     try:
-        with guard if guard is not None else _nothing():
+        with guard if guard is not None else nullcontext():
             try:
                 for item in run:
                     if guard is None:

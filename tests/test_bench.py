@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import require_shared
-from siamcli.bench import bench, default_box, open_source
-from siamcli.cli_speed import bench_cmd, bench_table
+from siamcli.bench import bench, bench_source, default_box
+from siamcli.cli_bench import bench_cmd, bench_table
 from siamcli.errors import SiamcliError
 
 
@@ -85,9 +85,9 @@ def test_unreadable_source_is_a_user_error(tmp_path):
     bad = tmp_path / "clip.mp4"
     bad.write_bytes(b"not a video")
     with pytest.raises(SiamcliError, match="cannot open video"):
-        open_source(bad)
+        bench_source(bad)
     with pytest.raises(SiamcliError, match="no image frames"):
-        open_source(tmp_path)
+        bench_source(tmp_path)
 
 
 def test_outside_network_share_is_each_frames_time_beside_the_network_in_percent():

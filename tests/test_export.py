@@ -115,7 +115,7 @@ def test_export_to_a_file_path_is_a_user_error(tmp_path):
 
 
 def test_export_command_writes_both_graphs(tmp_path, alex_weights):
-    from siamcli.cli_speed import export_cmd
+    from siamcli.cli_export import export_cmd
 
     out = tmp_path / "onnx"
     result = CliRunner().invoke(export_cmd, ["siamrpn_alex_dwxcorr", "-w", str(alex_weights), "-o", str(out)])
@@ -144,7 +144,7 @@ def test_int8_export_quantizes_the_backbone_and_keeps_the_peak(tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from siamcli.cli_speed import export_cmd
+    from siamcli.cli_export import export_cmd
     from siamcli.engines.onnx_engine import OnnxEngine
     from siamcli.engines.quantize import dynamic_kernel_convs
 

@@ -141,7 +141,7 @@ def test_no_cache_or_an_unusable_one_changes_nothing_but_speed(tmp_path, monkeyp
 
 def test_bench_says_when_autos_choice_was_remembered(cache, synthetic_video, alex_weights):
     from siamcli.bench import bench
-    from siamcli.cli_speed import bench_table
+    from siamcli.cli_bench import bench_table
 
     runs = [bench("siamrpn_alex_dwxcorr", synthetic_video, weights=alex_weights, engine="auto", device="cpu",
                   init_box=(40, 30, 40, 40), max_frames=4, baseline=False) for _ in range(2)]
@@ -171,7 +171,7 @@ def test_the_least_recently_used_exports_make_room(cache, monkeypatch, tmp_path,
 def test_cache_command_lists_the_choices_and_clears_them(cache, alex_weights):
     from click.testing import CliRunner
 
-    from siamcli.cli_speed import cache_cmd
+    from siamcli.cli_cache import cache_cmd
 
     _auto(alex_weights, threads=1)
     shown = CliRunner().invoke(cache_cmd, [], env={"COLUMNS": "200"})

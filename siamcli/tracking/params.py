@@ -63,7 +63,7 @@ class TrackerParams:
     lr: float = 0.4
     #: learning rate of the box's aspect (log w/h) alone; ``lr`` then moves only its scale
     #: (log sqrt(w*h)), both in log space. None: width and height each move by ``lr``, linearly,
-    #: as the reference trackers do (see SiameseTracker._smooth)
+    #: as the reference trackers do (see siamcli.tracking.decode.Decoder.smooth)
     aspect_lr: Optional[float] = None
     anchor_ratios: Tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
     anchor_scales: Tuple[float, ...] = (8.0,)
@@ -71,7 +71,7 @@ class TrackerParams:
     input_order: str = "bgr"
     #: unit of the box outputs: "pixels" (published models: fixed anchors, distances in patch
     #: pixels) or "target" (siamcli's own models: anchor shape = the current target size in the
-    #: patch, BAN distances in target widths/heights), see SiameseTracker._decode
+    #: patch, BAN distances in target widths/heights), see the boxes methods of siamcli.tracking.decode
     box_units: str = "pixels"
     #: "reference": pad with the first frame's mean exactly as the published trackers do;
     #: "fast": the same crop inside the frame, one affine warp across its border

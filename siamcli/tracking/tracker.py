@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence, Tuple
+from typing import Any, Iterator, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -19,7 +19,7 @@ from .crop import CROPS, channel_mean, context_size, square
 from .decode import Decoder, Found, decoder_for
 from .engine import Engine, Region
 from .params import TrackerParams
-from .states import TRACKING, classify
+from .states import LOST, TRACKING, classify
 
 Box = Tuple[float, float, float, float]
 
@@ -27,11 +27,29 @@ Box = Tuple[float, float, float, float]
 @dataclass(frozen=True)
 class TrackResult:
     """One frame's answer: ``box`` as 0-based (x, y, w, h) floats, the raw score and the
-    loss state (``"tracking"``, ``"uncertain"`` or ``"lost"``, see :func:`.states.classify`)."""
+    loss state (``"tracking"``, ``"uncertain"`` or ``"lost"``, see :func:`.states.classify`).
+
+    It also unpacks as OpenCV's trackers answer, ``ok, box = tracker.update(frame)``, ``ok``
+    being :attr:`ok`, so that code written for ``cv2.Tracker`` runs unchanged.
+    """
 
     box: Box
     score: float
     state: str = TRACKING
+
+    @property
+    def ok(self) -> bool:
+        """Whether the target is still held: the state is not ``"lost"``."""
+        return self.state != LOST
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.ok, self.box))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.ok, self.box)[index]
 
 
 #: smallest width and height of a first box, in pixels: the template is cut around it

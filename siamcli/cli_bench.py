@@ -1,4 +1,4 @@
-"""``siamcli bench`` and ``siamcli export``: click commands for speed work.
+"""``siamcli bench``: where a frame's time goes, against a baseline run in the same process.
 
 Registered on the main group by :mod:`siamcli.cli`; errors propagate to its
 ``main`` (one line on stderr, exit code 2).
@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .cli_options import CONFIG_HELP, device_option, model_options, runtime_options
+from .cli_options import device_option, model_options, runtime_options
 
 
 def _parse_box(text: Optional[str]):
@@ -126,75 +126,3 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
     Console().print(bench_table(result))
     if json_out:
         write_file_atomically(json_out, (json.dumps(result, indent=1) + "\n").encode())
-
-
-@click.command("export")
-@click.argument("model", required=False)
-@click.option("--config", help=CONFIG_HELP.replace("--model", "MODEL"))
-@click.option("-w", "--weights", type=click.Path(dir_okay=False),
-              help="Checkpoint (.pth); default: the bundled weights of siamcli's own models.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Folder for template.onnx and search.onnx.")
-@click.option("--int8", "calibrate", metavar="VIDEO", type=click.Path(exists=True),
-              help="Also write search_int8.onnx: the search graph's convolutions in int8, calibrated on "
-                   "crops from this video file or image folder (measure its accuracy with `siamcli eval --onnx`).")
-@click.option("--calibration-crops", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Crops drawn for --int8 calibration.")
-def export_cmd(model: Optional[str], config: Optional[str], weights: Optional[str], out_dir: str,
-               calibrate: Optional[str], calibration_crops: int) -> None:
-    """Export MODEL with its weights to ONNX: template.onnx (template patch -> features) and
-    search.onnx (search patch + template features -> cls, loc), usable for any target.
-
-    \b
-    Example:
-      siamcli export nanotrack_v2 -w nanotrackv2.pth -o nanotrack_onnx/
-      siamcli track video.mp4 -m nanotrack_v2 --engine onnx --onnx nanotrack_onnx/template.onnx nanotrack_onnx/search.onnx
-      siamcli export siamrpn_alex_dwxcorr -w model.pth -o alex/ --int8 video.mp4
-    """
-    from .api import resolve_spec, resolve_weights
-    from .catalog import load_network
-    from .export import EXPORT_FILES, export_onnx, write_int8_search
-    from .io.outputs import check_outputs, output
-
-    names = [*EXPORT_FILES.values()] + ([EXPORT_FILES["search"].replace(".onnx", "_int8.onnx")] if calibrate else [])
-    check_outputs([output("-o", out_dir, folder=True)] + [output("-o", Path(out_dir) / n) for n in names],
-                  [weights, config, calibrate])
-    spec = resolve_spec(model, config)
-    weights = resolve_weights(spec, weights)
-    network = load_network(spec, weights)
-    paths = export_onnx(network, out_dir, exemplar_size=spec.params.exemplar_size,
-                        instance_size=spec.params.instance_size, model_name=spec.name,
-                        architecture=spec.architecture)
-    if calibrate:
-        paths["search_int8"] = write_int8_search(paths["template"], paths["search"], spec.params, calibrate,
-                                                 calibration_crops)
-    for kind, path in paths.items():
-        click.echo(f"{kind}: {path}")
-
-
-@click.command("cache")
-@click.option("--clear", is_flag=True,
-              help="Delete what is remembered: the next start measures and exports again.")
-def cache_cmd(clear: bool) -> None:
-    """What start-up remembers: auto's measured choice per model and machine, and ONNX exports.
-
-    The folder is $SIAMCLI_CACHE_DIR (default ~/.cache/siamcli); SIAMCLI_CACHE_DIR=none turns it off.
-    """
-    from .engines import startup_cache
-
-    info = startup_cache.summary()
-    if info is None:
-        click.echo("the start-up cache is off (SIAMCLI_CACHE_DIR=none)")
-        return
-    if clear:
-        click.echo(f"cleared {info['dir']}: {startup_cache.clear()} files")
-        return
-    table = Table("model", "device", "threads", "auto's choice", "probe (search branch, ms)",
-                  title=f"{info['dir']}: {info['exports']} ONNX exports ({info['optimized']} optimized for this "
-                        f"CPU), {info['export_bytes'] / 1e6:.0f} MB")
-    for entry in info["choices"]:
-        probe = ", ".join(f"{k} {v:.1f}" for k, v in (entry.get("probe_ms") or {}).items())
-        threads = entry.get("threads")
-        table.add_row(str(entry.get("model")), str(entry.get("device", "auto")),
-                      "default" if threads is None else str(threads), str(entry.get("choice")), probe)
-    Console().print(table)
