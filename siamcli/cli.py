@@ -38,33 +38,6 @@ def cli() -> None:
     """
 
 
-@cli.command("models")
-def models_cmd() -> None:
-    """List the models siamcli knows, with their tracker settings."""
-    from .catalog import MODELS
-
-    columns = ("model", "family", "instance", "score map", "penalty_k", "window", "lr", "description")
-    rows = []
-    for spec in MODELS.values():
-        p = spec.params
-        rows.append((spec.name, "anchors" if p.family == "rpn" else "points", str(p.instance_size),
-                     f"{p.score_size}x{p.score_size}", f"{p.penalty_k:.3g}", f"{p.window_influence:.3g}",
-                     f"{p.lr:.3g}" if p.aspect_lr is None else f"{p.lr:.3g} (aspect {p.aspect_lr:.3g})",
-                     spec.summary))
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*row)
-    console = Console()
-    # a table squeezed into a narrow terminal cuts the names short (siamrp...), and a pipe is read
-    # by programs: both get one tab-separated line per model, whole
-    natural = console.measure(table, options=console.options.update(max_width=10_000)).maximum
-    if console.is_terminal and natural <= console.width:
-        console.print(table)
-    else:
-        for row in (columns, *rows):
-            click.echo("\t".join(row))
-
-
 def _output_options(fn):
     """Options shared by `track` and `webcam`: model, weights, first box, outputs, loss handling."""
     options = [
@@ -332,23 +305,34 @@ def webcam_cmd(camera, model, config, weights, init_box, init_file, one_based, o
                 window.close()
 
 
+def _recorded(spec, tracker, weights, onnx_files):
+    """(label, tracker, record): the tracker with what it runs (:mod:`siamcli.eval.provenance`)."""
+    from .api import resolve_weights
+    from .eval.provenance import tracker_record
+
+    files = list(onnx_files) if onnx_files else [resolve_weights(spec, weights)]
+    return spec.name, tracker, tracker_record(spec.name, files, tracker.engine.name, tracker.engine.precision)
+
+
 def _compare_trackers(entries, device, runtime):
-    """(label, tracker) for each --compare entry: an OpenCV baseline name, MODEL=WEIGHTS, or a
-    model with bundled weights (:data:`siamcli.catalog.BUNDLED_MODELS`)."""
+    """(label, tracker, record) for each --compare entry: an OpenCV baseline name, MODEL=WEIGHTS, or
+    a model with bundled weights (:data:`siamcli.catalog.BUNDLED_MODELS`)."""
     from .catalog import is_bundled
     from .eval.baselines import BASELINES, baseline_name, create_baseline
+    from .eval.provenance import opencv_record
 
     out = []
     for entry in entries:
         if "=" in entry:
             name, weights = entry.split("=", 1)
             tracker, spec = _create(name, None, weights, device, **runtime)
-            out.append((spec.name, tracker))
+            out.append(_recorded(spec, tracker, weights, runtime.get("onnx_files")))
         elif entry.lower().removeprefix("opencv_") in BASELINES:
-            out.append((baseline_name(entry.lower().removeprefix("opencv_")), create_baseline(entry)))
+            label = baseline_name(entry.lower().removeprefix("opencv_"))
+            out.append((label, create_baseline(entry), opencv_record(label)))
         elif is_bundled(entry):
             tracker, spec = _create(entry, None, None, device, **runtime)
-            out.append((spec.name, tracker))
+            out.append(_recorded(spec, tracker, None, runtime.get("onnx_files")))
         else:
             raise SiamcliError(f"--compare takes an OpenCV baseline ({', '.join(BASELINES)}), MODEL=WEIGHTS "
                                f"or a bundled model ({BUNDLED_TEXT}), got {entry!r}")
@@ -410,7 +394,6 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     """
     from .eval.datasets import GROUNDTRUTH, scan_sequences
     from .eval.runner import robustness_runs, run_length, summarise, track_runs
-    from .tracking.tracker import SiameseTracker
     from .io.outputs import check_outputs, output
 
     if report_dir and (starts > 1 or sre):
@@ -432,8 +415,9 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     trackers = []
     if model or config or not compare:  # neither: the bundled default model
         tracker, spec = _create(model, config, weights, device, **runtime)
-        trackers.append((spec.name, tracker))
+        trackers.append(_recorded(spec, tracker, weights, runtime.get("onnx_files")))
     trackers += _compare_trackers(compare, device, runtime)
+    records = {label: record for label, _, record in trackers}
     for seq in sequences:
         if seq.note:
             err_console.print(f"[yellow]warning:[/] sequence {seq.name}: {seq.note}", highlight=False)
@@ -442,7 +426,7 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     results_by_tracker = {}
     with _progress(quiet) as bar:
         task = bar.add_task("eval", total=total, fps=0.0)
-        for label, tracker in trackers:
+        for label, tracker, _ in trackers:
             results = []
             for seq in sequences:
                 if seq.name in dict(failed):
@@ -469,7 +453,7 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
         overall = summarise(results)
         console.print(_results_table(label, dataset, results, overall))
         docs.append({
-            "tracker": label,
+            "tracker": label, **records[label],
             "sequences": [{"name": r.name, "frames": r.frames, "runs": r.runs, "fps": r.fps, **r.metrics}
                           for r in results],
             "overall": overall,
@@ -477,14 +461,13 @@ def eval_cmd(dataset, model, config, weights, compare, report_dir, device, json_
     if report_dir:
         from .eval.report import write_report
 
-        index = write_report(results_by_tracker, report_dir, sequences, title=f"One-pass evaluation on {dataset}")
+        index = write_report(results_by_tracker, report_dir, sequences, title=f"One-pass evaluation on {dataset}",
+                             records=records)
         err_console.print(f"report: {index}")
     if json_path:
         protocol = {"starts": starts, "sre": sre, "name": "OPE" if starts == 1 and not sre else
                     "+".join(n for n, on in (("TRE", starts > 1), ("SRE", sre)) if on)}
-        doc = {"dataset": str(dataset), "protocol": protocol, **docs[0], "model": docs[0]["tracker"],
-               "weights": str(weights),
-               "engine": trackers[0][1].engine.name if isinstance(trackers[0][1], SiameseTracker) else None}
+        doc = {"dataset": str(dataset), "protocol": protocol, **docs[0]}
         if len(docs) > 1:
             doc["compared"] = docs[1:]
         if failed:
@@ -509,8 +492,9 @@ def _register_extra_commands() -> None:
     from .cli_bench import bench_cmd
     from .cli_cache import cache_cmd
     from .cli_export import export_cmd
+    from .cli_models import models_cmd
 
-    for command in (batch_cmd, bench_cmd, cache_cmd, export_cmd):
+    for command in (batch_cmd, bench_cmd, cache_cmd, export_cmd, models_cmd):
         cli.add_command(command)
 
 

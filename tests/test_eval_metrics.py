@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -114,6 +115,37 @@ def test_eval_compare_and_report_on_a_generated_sequence(tmp_path, capsys, alex_
     assert all(d["sequences"][0]["frames_scored"] == 5 for d in doc["compared"])
     html = (tmp_path / "report" / "index.html").read_text()
     assert "opencv_mil" in html and (tmp_path / "report" / "success_plot.png").stat().st_size > 1000
+
+
+def test_eval_json_and_report_record_what_each_tracker_ran(tmp_path, capsys, alex_weights):
+    """Model, weights (file name and sha256), engine, precision and siamcli's version for every tracker
+    compared, in the JSON and in the report's overall table and page."""
+    import csv
+    import hashlib
+    from importlib.metadata import version
+
+    make_sequence(tmp_path / "data", "seq1", 5)
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(tmp_path / "data"), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights), "--engine", "torch",
+              "--precision", "fp32", "--compare", "mil", "--compare", f"siamrpn_alex_dwxcorr_otb={alex_weights}",
+              "--report", str(tmp_path / "report"), "--json", str(out), "-q"])
+        raise SystemExit(0)
+    assert done.value.code == 0, capsys.readouterr().err
+    digest = hashlib.sha256(Path(alex_weights).read_bytes()).hexdigest()
+    doc = json.loads(out.read_text())
+    ours = [doc, doc["compared"][1]]
+    for d, model in zip(ours, ("siamrpn_alex_dwxcorr", "siamrpn_alex_dwxcorr_otb")):
+        assert d["model"] == model and d["weights"] == [{"file": Path(alex_weights).name, "sha256": digest}]
+        assert d["engine"].startswith("torch-cpu") and d["precision"] == "fp32" and d["siamcli"] == version("siamcli")
+    mil = doc["compared"][0]
+    assert mil["model"] == "opencv_mil" and mil["weights"] == [] and mil["engine"] == f"opencv {cv2.__version__}"
+    rows = {r["tracker"]: r for r in csv.DictReader(open(tmp_path / "report" / "overall.csv"))}
+    assert rows["siamrpn_alex_dwxcorr_otb"]["weights_sha256"] == digest
+    assert rows["siamrpn_alex_dwxcorr"]["engine"] == doc["engine"] and rows["opencv_mil"]["weights"] == ""
+    assert {r["siamcli"] for r in rows.values()} == {version("siamcli")}
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert f"{Path(alex_weights).name} (sha256 {digest[:12]})" in html and "Trackers" in html
 
 
 def test_eval_compare_rejects_an_unknown_tracker(tmp_path, capsys, alex_weights):

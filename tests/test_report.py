@@ -48,7 +48,7 @@ def test_report_writes_plots_tables_and_a_page_that_shows_them(tmp_path, two_tra
     page = index.read_text()
     assert index == out / "index.html"
     assert 'src="success_plot.png"' in page and 'src="precision_plot.png"' in page
-    assert "demo &lt;run&gt;" in page and page.count("<tr>") == 1 + 2 + 1 + 4
+    assert "demo &lt;run&gt;" in page and page.count("<tr>") == 1 + 2 + 1 + 2 + 1 + 4  # overall, trackers, per sequence
 
 
 def test_report_without_results_or_ground_truth_is_a_user_error(tmp_path, two_trackers):

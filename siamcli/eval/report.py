@@ -13,13 +13,14 @@ import csv
 import html
 import io
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence as Seq, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence as Seq, Union
 
 import numpy as np
 
 from ..errors import SiamcliError
 from ..io.files import write_file_atomically
 from .metrics import THRESHOLDS, center_error, iou
+from .provenance import weights_text
 from .runner import SequenceResult, summarise
 
 PRECISION_THRESHOLDS = np.arange(0, 51, dtype=float)
@@ -83,14 +84,17 @@ def _plot(path: Path, x: np.ndarray, lines: List[tuple], title: str, xlabel: str
 
 
 def write_report(results_by_tracker: Mapping[str, List[SequenceResult]], out_dir: Union[str, Path],
-                 sequences: Groundtruth, title: str = "One-pass evaluation") -> Path:
+                 sequences: Groundtruth, title: str = "One-pass evaluation",
+                 records: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Path:
     """Write ``success_plot.png``, ``precision_plot.png``, ``per_sequence.csv``, ``overall.csv``
     and ``index.html`` (which shows them) to ``out_dir``; return the path of ``index.html``.
 
     ``results_by_tracker``: tracker label -> its :class:`SequenceResult` list (from
     :func:`.runner.track_sequence`); ``sequences``: the ground truth, as the
     :class:`.datasets.Sequence` list or a name -> (N, 4) array mapping.
-    Trackers are drawn and listed best success AUC first.
+    Trackers are drawn and listed best success AUC first. ``records``: tracker label -> what it
+    ran (:func:`.provenance.tracker_record`: model, weights, engine, precision, siamcli's version),
+    added to ``overall.csv`` and to the page.
     """
     if not results_by_tracker or not any(results_by_tracker.values()):
         raise SiamcliError("nothing to report: no tracker results")
@@ -123,11 +127,26 @@ def write_report(results_by_tracker: Mapping[str, List[SequenceResult]], out_dir
     _write_csv(out / TABLE_CSV, header, rows)
     overall_rows = [(n, "overall", overall[n]["frames"], *(f"{overall[n][k]:.4f}" for k in METRICS),
                      f"{overall[n]['fps']:.1f}") for n in order]
-    _write_csv(out / OVERALL_CSV, header, overall_rows)
+    records = records or {}
+    ran = [tuple(_ran(records.get(n, {}))) for n in order]
+    _write_csv(out / OVERALL_CSV, (*header, *RECORD_COLUMNS), [(*o, *r) for o, r in zip(overall_rows, ran)])
 
     index = out / INDEX
-    write_file_atomically(index, _html(title, header, overall_rows, rows).encode("utf-8"))
+    ran_rows = [(n, *r[:1], weights_text(records.get(n, {})), *r[3:]) for n, r in zip(order, ran)]
+    write_file_atomically(index, _html(title, header, overall_rows, rows, ran_rows).encode("utf-8"))
     return index
+
+
+#: what each tracker ran, after the figures of ``overall.csv``
+RECORD_COLUMNS = ("model", "weights", "weights_sha256", "engine", "precision", "siamcli")
+
+
+def _ran(record: Mapping[str, Any]) -> List[str]:
+    """A record as the :data:`RECORD_COLUMNS` of a table (several weight files joined by spaces)."""
+    weights = record.get("weights") or []
+    return [str(record.get("model") or ""), " ".join(w["file"] for w in weights),
+            " ".join(w["sha256"] for w in weights), str(record.get("engine") or ""),
+            str(record.get("precision") or ""), str(record.get("siamcli") or "")]
 
 
 def _write_csv(path: Path, header: Seq[str], rows: List[Seq]) -> None:
@@ -144,7 +163,7 @@ def _table(header: Seq[str], rows: List[Seq]) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
-def _html(title: str, header: Seq[str], overall_rows: List[Seq], rows: List[Seq]) -> str:
+def _html(title: str, header: Seq[str], overall_rows: List[Seq], rows: List[Seq], ran_rows: List[Seq]) -> str:
     t = html.escape(title)
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -166,6 +185,9 @@ img {{ max-width: 48%; }}
 <p>Metrics averaged over sequences; fps over all frames (decoding included, a few frames ahead in a second thread).
 Success AUC: mean success rate over IoU thresholds 0, 0.05, ..., 1. Precision: centre error within 20 px.</p>
 {_table(header, overall_rows)}
+<h2>Trackers</h2>
+<p>What each tracker ran: its model, the weights files (sha256), the runtime and precision, and siamcli's version.</p>
+{_table(("tracker", "model", "weights", "engine", "precision", "siamcli"), ran_rows)}
 <h2>Per sequence</h2>
 <p>Also in <a href="{TABLE_CSV}">{TABLE_CSV}</a>.</p>
 {_table(header, rows)}
