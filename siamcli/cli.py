@@ -145,7 +145,7 @@ def _check_run_outputs(out_path: Path, output_given: bool, save_video: Optional[
     check_outputs(outputs, inputs)
 
 
-def _what_was_what_was_kept(boxes, video) -> str:
+def _what_was_kept(boxes, video) -> str:
     """What a run that stopped on an error leaves: '; 12 boxes kept in a.csv, ...'."""
     parts = []
     if boxes.rows and not boxes.failed:

@@ -1,4 +1,4 @@
-"""The Python API (siamcli.Tracker, siamcli.track, siamcli.models) and `siamcli track --demo`, on the
+"""The Python API (siamcli.Tracker, siamcli.track, siamcli.list_models) and `siamcli track --demo`, on the
 sample clip that ships with siamcli: the same boxes as the command line, the same error messages."""
 from __future__ import annotations
 
@@ -100,7 +100,65 @@ def test_tracker_settings_change_the_track_as_the_matching_options_do(tmp_path, 
     assert np.abs(np.array(default) - csv_boxes(out)).max() > 1.0  # the settings took effect
     tracker = siamcli.Tracker(penalty_k=0.2, window_influence=0.3, lr=0.5)
     assert (tracker.params.penalty_k, tracker.params.window_influence, tracker.params.lr) == (0.2, 0.3, 0.5)
-    assert tracker.params.aspect_lr == siamcli.models()[0].params.aspect_lr  # the rest stay the model's
+    assert tracker.params.aspect_lr == siamcli.list_models()[0].params.aspect_lr  # the rest stay the model's
+
+
+def _demo_frames(count: int):
+    video = cv2.VideoCapture(str(demo_video()))
+    frames = [video.read()[1] for _ in range(count)]
+    video.release()
+    return frames
+
+
+def test_update_unpacks_as_opencv_trackers_answer():
+    """`ok, box = tracker.update(frame)` as with cv2.Tracker, ok meaning "not lost"; the attributes stay."""
+    frames = _demo_frames(6)
+    tracker = siamcli.Tracker(engine="onnx")
+    tracker.init(frames[0], DEMO_BOX)
+    for frame in frames[1:]:
+        result = tracker.update(frame)
+        ok, box = result
+        assert ok is (result.state != "lost") is result.ok and box == result.box and len(result) == 2
+        assert (result[0], result[1]) == (ok, box) and len(box) == 4
+    assert ok and iou(box, DEMO_BOX) > 0.3  # five frames on, the walker is still near her first box
+    ok, box = siamcli.TrackResult((1.0, 2.0, 3.0, 4.0), 0.1, "lost")
+    assert ok is False and box == (1.0, 2.0, 3.0, 4.0)
+    assert siamcli.TrackResult((1.0, 2.0, 3.0, 4.0), 0.6, "uncertain").ok
+
+
+def test_rgb_arrays_and_pil_images_track_as_the_bgr_frames_they_show():
+    """color="rgb" and PIL images give the boxes of the BGR frames; an RGB array passed as BGR does not."""
+    from PIL import Image
+
+    frames = _demo_frames(12)
+
+    def boxes(tracker, convert):
+        tracker.init(convert(frames[0]), DEMO_BOX)
+        return [tracker.update(convert(f)).box for f in frames[1:]]
+
+    bgr = boxes(siamcli.Tracker(engine="onnx"), lambda f: f)
+    rgb = boxes(siamcli.Tracker(engine="onnx", color="rgb"), lambda f: np.ascontiguousarray(f[..., ::-1]))
+    pil = boxes(siamcli.Tracker(engine="onnx"), lambda f: Image.fromarray(f[..., ::-1]))
+    rgba = boxes(siamcli.Tracker(engine="onnx"), lambda f: Image.fromarray(f[..., ::-1]).convert("RGBA"))
+    assert rgb == bgr and pil == bgr and rgba == bgr  # the same pixels, whatever form they came in
+    swapped = boxes(siamcli.Tracker(engine="onnx"), lambda f: np.ascontiguousarray(f[..., ::-1]))
+    assert np.abs(np.array(swapped) - np.array(bgr)).max() > 0.01  # the channel order matters to the network
+    with pytest.raises(siamcli.SiamcliError, match="color must be one of 'bgr', 'rgb'"):
+        siamcli.Tracker(color="hsv")
+    with pytest.raises(siamcli.SiamcliError, match="color applies to frames passed to Tracker"):
+        siamcli.track(demo_video(), DEMO_BOX, color="rgb")
+    with pytest.raises(siamcli.SiamcliError, match="or a PIL image, got list"):
+        siamcli.Tracker().init([[0, 0, 0]], DEMO_BOX)
+
+
+def test_pil_is_never_imported_by_siamcli():
+    code = ("import sys, numpy as np, siamcli\n"
+            "t = siamcli.Tracker(engine='onnx', color='rgb')\n"
+            "t.init(np.zeros((120, 160, 3), np.uint8), (40, 40, 30, 30))\n"
+            "t.update(np.zeros((120, 160, 3), np.uint8))\n"
+            "print(sorted(m for m in sys.modules if m == 'PIL' or m.startswith('PIL.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
 
 
 def test_track_reads_a_folder_of_frames_and_stops_at_max_frames(frame_folder, alex_weights):
@@ -149,7 +207,11 @@ def test_bad_input_raises_the_message_the_command_line_prints(tmp_path, capsys, 
         api()
     code, _, err = run_cli([*cli, "-o", tmp_path / "o.csv", *(["-q"] if cli[0] == "track" else [])], capsys)
     assert code == 2
-    assert _one_error_line(err) == f"siamcli: error: {raised.value}"
+    if case == "no_weights":  # the same message, naming the way each of them takes a checkpoint
+        assert "pass weights=FILE (nanotrackv2.pth from the NanoTrack project)" in str(raised.value)
+        assert _one_error_line(err) == f"siamcli: error: {raised.value}".replace("weights=FILE", "--weights FILE")
+    else:
+        assert _one_error_line(err) == f"siamcli: error: {raised.value}"
 
 
 def test_unknown_or_bad_settings_are_refused_naming_the_valid_ones():
@@ -167,16 +229,76 @@ def test_unknown_or_bad_settings_are_refused_naming_the_valid_ones():
         tracker.init(np.zeros((240, 320), np.float32), (10, 10, 20, 20))
 
 
-def test_models_lists_what_siamcli_models_shows(capsys, monkeypatch):
-    import siamcli.models.checkpoint  # noqa: F401  (the subpackage of the same name: the call still lists)
+def test_list_models_lists_what_siamcli_models_shows(capsys):
+    from siamcli.catalog import BUNDLED_MODELS
 
-    listed = siamcli.models()
-    assert [m.name for m in listed if m.bundled] == ["siamrpnban", "siamrpn", "siamban"]
+    listed = siamcli.list_models()
+    assert [m.name for m in listed if m.bundled] == list(BUNDLED_MODELS)
     assert {"nanotrack_v2", "siamrpn_alex_dwxcorr", "siamban_r50_l234"} <= {m.name for m in listed}
     code, out, _ = run_cli(["models"], capsys)
     assert code == 0
-    rows = [line.split("\t") for line in out.splitlines()[1:] if line.strip()]  # tab-separated off a terminal
-    assert [row[0] for row in rows] == [m.name for m in listed]
+    lines = out.splitlines()  # tab-separated off a terminal, a header first
+    header = lines[0].split("\t")
+    rows = {line.split("\t")[0]: dict(zip(header, line.split("\t"))) for line in lines[1:]}
+    assert list(rows) == [m.name for m in listed] and all(len(row) == len(header) for row in rows.values())
+    for model in listed:
+        row = rows[model.name]
+        if model.bundled:
+            assert row["weights"] == model.weights_source == "bundled" and row["checkpoint"] == "-"
+        else:
+            assert model.weights_source == f"{row['weights']}: {row['checkpoint']}"
+        assert float(row["lost"]) == model.params.lost_threshold
+        assert float(row["uncertain"]) == model.params.uncertain_threshold
+    assert rows["siamrpn_alex_dwxcorr"]["weights"] == "pysot model zoo"
+    assert rows["siamrpn_alex_dwxcorr_otb"]["checkpoint"] == "experiments/siamrpn_alex_dwxcorr_otb/model.pth"
+    assert rows["siamban_r50_l234"]["weights"] == "SiamBAN model zoo"
+    if not next(m for m in listed if m.name == "nanotrack_v3").bundled:
+        assert (rows["nanotrack_v3"]["weights"], rows["nanotrack_v3"]["checkpoint"]) == ("NanoTrack project",
+                                                                                        "nanotrackv3.pth")
+
+
+def test_siamcli_models_on_a_terminal_is_an_aligned_table_with_whole_names(tmp_path):
+    """Run in a pseudo-terminal 80 columns wide, as a person types it: a table, not tab-separated
+    lines, and no model name cut short."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    proc = subprocess.Popen([sys.executable, "-m", "siamcli", "models"], stdin=child_fd, stdout=child_fd,
+                            stderr=child_fd, env={**env, "TERM": "xterm"}, cwd=tmp_path)
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=120) == 0
+    os.close(main_fd)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    lines = text.splitlines()
+    assert "\t" not in text and max(len(line) for line in lines) <= 80
+    assert any(line.split()[:2] == ["model", "weights"] for line in lines)
+    starts = {line.split()[0] for line in lines if line.strip()}
+    assert {m.name for m in siamcli.list_models()} <= starts  # every name whole, at the start of its row
+    assert "pysot model zoo" in text and "SiamBAN model zoo" in text
+
+
+def test_siamcli_models_is_no_longer_a_function_and_says_what_is(tmp_path):
+    code = ("import siamcli\ntry:\n    siamcli.models\nexcept AttributeError as exc:\n    print(exc)\n"
+            "import siamcli.models.lite\nprint(callable(siamcli.models), len(siamcli.list_models()) > 3)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    message, after = proc.stdout.strip().splitlines()
+    assert "siamcli.list_models() lists the models" in message and after == "False True"
 
 
 def test_import_siamcli_loads_neither_torch_nor_opencv():
