@@ -4,10 +4,13 @@
 over a video or an annotated sequence folder with its engine wrapped in a
 timer, and in the same run a baseline:
 
-* ``nanotrack_*``: OpenCV's own ``cv2.TrackerNano`` with the NanoTrack v2 ONNX
-  pair (the files OpenCV users have);
+* ``nanotrack_*``, and any model with ``vs_opencv``: OpenCV's own ``cv2.TrackerNano``
+  with the NanoTrack v2 ONNX pair (the files OpenCV users have);
 * every other model: a plain eager fp32 torch engine with one thread
   (``torch.set_num_threads(1)``, as the published demos run), restored after.
+
+With several ``rounds`` the tracker and its baseline run alternately over the same frames, and
+the medians over the rounds are reported.
 
 Stage times are medians over the frames after ``warmup``; ``fps`` is frames
 over the wall time of the whole loop (decode to write). With annotated
@@ -292,6 +295,8 @@ def bench(
     baseline: bool = True,
     baseline_onnx: Optional[Sequence[PathLike]] = None,
     preload: bool = False,
+    rounds: int = 1,
+    vs_opencv: bool = False,
 ) -> Dict[str, Any]:
     """Time each stage of the tracking loop for ``model`` on ``source`` against a baseline.
 
@@ -302,9 +307,19 @@ def bench(
     chosen automatically), and ``baseline`` with the same figures plus
     ``speedup`` (fps / baseline fps). ``preload`` decodes every frame into memory before
     either run, so that fps counts from decoded frames (``max_frames`` bounds the memory).
+
+    ``rounds`` runs the tracker and its baseline that many times, alternately, over the same frames,
+    so that a slow spell of a shared machine hits both alike: the stage times and fps are then the
+    medians over the rounds (``rounds_fps`` lists each round's). ``vs_opencv`` takes OpenCV's
+    ``cv2.TrackerNano`` as the baseline whatever the model (its NanoTrack v2 ONNX pair from
+    ``baseline_onnx``, or beside ``weights``).
     """
     from .api import build_tracker, resolve_spec, resolve_weights
 
+    if rounds < 1:
+        raise SiamcliError(f"rounds must be at least 1, got {rounds}")
+    if vs_opencv and not baseline:
+        raise SiamcliError("--vs-opencv runs OpenCV's TrackerNano as the baseline: drop --no-baseline")
     if not onnx_files:
         weights = resolve_weights(resolve_spec(model, config), weights)
     frames, gt, count = bench_source(source, max_frames)
@@ -315,15 +330,7 @@ def bench(
             decoded = [frame for _, frame in zip(range(count or 1 << 62), src)]
         frames = lambda: decoded  # noqa: E731 - the same frames, from memory
     if init_box is None:
-        if gt is not None:
-            init_box = tuple(float(v) for v in gt[0])
-        else:
-            source_frames = frames()
-            try:
-                init_box = default_box(next(iter(source_frames)).shape)
-            finally:
-                if isinstance(source_frames, FrameSource):
-                    source_frames.close()
+        init_box = tuple(float(v) for v in gt[0]) if gt is not None else _centred_box(frames)
     started = time.perf_counter()
     tracker, spec, probe = build_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
                                          precision=precision, threads=threads, onnx_files=onnx_files,
@@ -336,53 +343,104 @@ def bench(
         "model": spec.name, "source": str(source), "engine": tracker.engine.name,
         "precision": tracker.engine.precision, "threads": threads,
         "device": device or "auto", "init_box": [round(float(v), 2) for v in init_box], "preloaded": preload,
+        "rounds": rounds,
     }
     if probe is not None:
         result["probe_ms"] = probe.ms
         # auto's choice measured by an earlier start on this machine (siamcli.engines.startup_cache)
         result["probe_remembered"] = probe.remembered
-    run = run_tracker(tracker, frames, init_box, warmup, max_frames=count or None)
+    other = _baseline(spec, weights, baseline_onnx, vs_opencv) if baseline else None
+    limit = count or None
+    runs, base_runs = [], []
+    for _ in range(rounds):  # alternated, so that the machine's slow spells hit both alike
+        runs.append(run_tracker(tracker, frames, init_box, warmup, max_frames=limit))
+        if other is not None and "skipped" not in other:
+            base_runs.append(other["run"](frames, init_box, warmup, limit))
+    run = _over_rounds(runs)
     result.update({k: v for k, v in run.items() if k != "boxes"})
     # building the engine (checkpoint, export, auto's probe), before the first frame's init
     result["startup_ms"] = {"engine": round(engine_ms, 1), **result["startup_ms"]}
     if gt is not None:
         result["mean_iou"] = mean_iou(run["boxes"], gt)
-
-    if baseline:
-        result["baseline"] = _baseline(spec, weights, config, frames, init_box, warmup, gt, baseline_onnx, count or None)
+    if other is not None:
+        result["baseline"] = other if "skipped" in other else _baseline_result(other["name"], base_runs, gt)
         base_fps = result["baseline"].get("fps") or 0
         result["speedup"] = round(result["fps"] / base_fps, 2) if base_fps else None
     result["machine"] = _machine()
     return result
 
 
-def _baseline(spec, weights, config, frames, box, warmup, gt, baseline_onnx, limit) -> Dict[str, Any]:
-    if spec.architecture.startswith("nanotrack") or spec.name.startswith("nanotrack"):
-        pair = tuple(baseline_onnx) if baseline_onnx else find_nanotrack_pair(weights)
-        if not pair:
-            return {"name": "cv2.TrackerNano", "skipped": "no NanoTrack backbone/head ONNX pair given "
-                    "(--baseline-onnx BACKBONE HEAD, or put them next to the weights)"}
-        out = run_opencv_nano(pair[0], pair[1], frames, box, warmup, max_frames=limit)
-        out["name"] = "cv2.TrackerNano (NanoTrack v2 ONNX pair)"
-    else:
-        import torch
-
-        from .catalog import load_network
-        from .engines.torch_engine import TorchEngine
-        from .tracking.tracker import SiameseTracker
-
-        if weights is None:
-            return {"name": "torch eager fp32, 1 thread", "skipped": "no .pth weights for the torch baseline"}
-        network = load_network(spec, weights)
-        before = torch.get_num_threads()
-        try:
-            torch.set_num_threads(1)
-            tracker = SiameseTracker(TorchEngine(network, device="cpu"), spec.params)
-            out = run_tracker(tracker, frames, box, warmup, max_frames=limit)
-        finally:
-            torch.set_num_threads(before)
-        out["name"] = "torch eager fp32, 1 thread"
+def _baseline_result(name: str, runs: List[Dict[str, Any]], gt: Optional[np.ndarray]) -> Dict[str, Any]:
+    out = {"name": name, **_over_rounds(runs)}
     boxes = out.pop("boxes")
     if gt is not None:
         out["mean_iou"] = mean_iou(boxes, gt)
     return out
+
+
+def _centred_box(frames: Callable[[], Iterable[np.ndarray]]) -> Tuple[float, float, float, float]:
+    source_frames = frames()
+    try:
+        return default_box(next(iter(source_frames)).shape)
+    finally:
+        if isinstance(source_frames, FrameSource):
+            source_frames.close()
+
+
+def _over_rounds(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One run's figures from several rounds of it: stage times, their share outside the network and
+    fps are the medians over the rounds; the first round's start-up costs and boxes (every round
+    tracks the same frames the same way)."""
+    first = runs[0]
+    if len(runs) == 1:
+        return dict(first)
+
+    def median(values: List[Any]) -> Any:
+        values = [v for v in values if v is not None]
+        return round(float(np.median(values)), 3) if values else None
+
+    out = dict(first)
+    out["stages_ms"] = {k: median([r["stages_ms"].get(k) for r in runs]) for k in first["stages_ms"]}
+    out["outside_network_pct"] = median([r.get("outside_network_pct") for r in runs])
+    out["fps"] = round(float(np.median([r["fps"] for r in runs])), 2)
+    out["rounds_fps"] = [r["fps"] for r in runs]
+    return out
+
+
+def _baseline(spec, weights, baseline_onnx, vs_opencv) -> Dict[str, Any]:
+    """The baseline's name and how to run it (``run(frames, box, warmup, limit)``), or why it is skipped."""
+    if vs_opencv or spec.architecture.startswith("nanotrack") or spec.name.startswith("nanotrack"):
+        name = "cv2.TrackerNano (NanoTrack v2 ONNX pair)"
+        pair = tuple(baseline_onnx) if baseline_onnx else find_nanotrack_pair(weights)
+        if not pair:
+            fix = "--baseline-onnx BACKBONE HEAD, or put them next to the weights"
+            if vs_opencv:
+                raise SiamcliError(f"--vs-opencv needs NanoTrack v2's ONNX pair, the files cv2.TrackerNano loads: "
+                                   f"{fix}")
+            return {"name": "cv2.TrackerNano", "skipped": f"no NanoTrack backbone/head ONNX pair given ({fix})"}
+        return {"name": name, "run": lambda frames, box, warmup, limit: run_opencv_nano(pair[0], pair[1], frames, box,
+                                                                                        warmup, max_frames=limit)}
+    name = "torch eager fp32, 1 thread"
+    if weights is None:
+        return {"name": name, "skipped": "no .pth weights for the torch baseline"}
+    from .catalog import load_network
+
+    network = load_network(spec, weights)
+    return {"name": name, "run": lambda frames, box, warmup, limit: _run_torch_eager(network, spec, frames, box,
+                                                                                     warmup, limit)}
+
+
+def _run_torch_eager(network, spec, frames, box, warmup, limit) -> Dict[str, Any]:
+    """The published demos' loop: eager fp32 torch on one thread (restored after)."""
+    import torch
+
+    from .engines.torch_engine import TorchEngine
+    from .tracking.tracker import SiameseTracker
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        tracker = SiameseTracker(TorchEngine(network, device="cpu"), spec.params)
+        return run_tracker(tracker, frames, box, warmup, max_frames=limit)
+    finally:
+        torch.set_num_threads(before)

@@ -26,6 +26,8 @@ def bench_table(result: dict) -> Table:
     """The stage medians of a :func:`siamcli.bench.bench` result (and its baseline) as a rich table."""
     base = result.get("baseline") or {}
     title = f"{result['model']} on {Path(result['source']).name}: {result['frames']} frames"
+    if result.get("rounds", 1) > 1:
+        title += f", medians of {result['rounds']} alternated rounds"
     engine = result["engine"]
     if result.get("precision") not in (None, "fp32") and result["precision"] not in engine:  # torch names carry it
         engine = f"{engine} {result['precision']}"
@@ -46,6 +48,11 @@ def bench_table(result: dict) -> Table:
     if has_base:
         row.append(f"{base['fps']:.1f}")
     table.add_row(*row, style="bold")
+    if result.get("rounds_fps"):
+        row = ["fps by round", " / ".join(f"{v:.1f}" for v in result["rounds_fps"])]
+        if has_base:
+            row.append(" / ".join(f"{v:.1f}" for v in base.get("rounds_fps") or []))
+        table.add_row(*row, style="dim")
     if result.get("mean_iou") is not None:
         row = ["mean IoU", f"{result['mean_iou']:.3f}"]
         if has_base:
@@ -96,19 +103,27 @@ def _pct(value) -> str:
                                             "(default: next to --weights).")
 @click.option("--preload", is_flag=True,
               help="Decode every frame into memory first: fps then counts from decoded frames (decode stage ~0).")
+@click.option("--vs-opencv", is_flag=True,
+              help="Take OpenCV's cv2.TrackerNano as the baseline, whatever the model (NanoTrack v2's ONNX pair from "
+                   "--baseline-onnx, or next to --weights), over 3 alternated rounds unless --rounds says otherwise.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="Run siamcli and the baseline this many times, alternately, over the same frames, and report the "
+                   "medians over the rounds.  [default: 1; 3 with --vs-opencv]")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the result as JSON.")
 def bench_cmd(source, model, config, weights, engine, precision, device, threads, onnx_files, cuda_graphs, compile_,
-              init_box, max_frames, warmup, no_baseline, baseline_onnx, preload, json_out) -> None:
+              init_box, max_frames, warmup, no_baseline, baseline_onnx, preload, vs_opencv, rounds, json_out) -> None:
     """Time each stage of tracking (decode, crop, network, post-processing, writing) on SOURCE,
     a video or a sequence folder, against a baseline run in the same process.
 
     \b
-    The baseline is OpenCV's cv2.TrackerNano for NanoTrack models, and a plain
-    eager fp32 torch loop on one thread for the others.
+    The baseline is OpenCV's cv2.TrackerNano for NanoTrack models (and for any
+    model with --vs-opencv), and a plain eager fp32 torch loop on one thread for
+    the others.
 
     \b
     Examples:
       siamcli bench seqs/otb_Crossing -m nanotrack_v2 -w nanotrackv2.pth
+      siamcli bench video.mp4 -m nanotrack_v2 -w nanotrackv2.pth --vs-opencv --preload
       siamcli bench video.mp4 -m siamrpn_alex_dwxcorr -w model.pth --engine onnx --init 120,80,40,60 --json r.json
     """
     from .bench import bench
@@ -122,7 +137,8 @@ def bench_cmd(source, model, config, weights, engine, precision, device, threads
                    device=device, threads=threads, onnx_files=onnx_files or None, cuda_graphs=cuda_graphs,
                    compile=compile_,
                    init_box=_parse_box(init_box), max_frames=max_frames, warmup=warmup,
-                   baseline=not no_baseline, baseline_onnx=baseline_onnx or None, preload=preload)
+                   baseline=not no_baseline, baseline_onnx=baseline_onnx or None, preload=preload,
+                   rounds=rounds or (3 if vs_opencv else 1), vs_opencv=vs_opencv)
     Console().print(bench_table(result))
     if json_out:
         write_file_atomically(json_out, (json.dumps(result, indent=1) + "\n").encode())

@@ -148,3 +148,45 @@ def test_a_bundled_model_on_onnx_files_still_gets_its_torch_baseline(tmp_path, s
     base = result["baseline"]
     assert "skipped" not in base and base["fps"] > 0
     assert result["speedup"] == pytest.approx(result["fps"] / base["fps"], rel=0.02)
+
+
+@pytest.mark.shared_data
+def test_vs_opencv_runs_tracker_nano_beside_any_model_in_alternated_rounds(tmp_path, capsys):
+    """`siamcli bench VIDEO --vs-opencv`: OpenCV's TrackerNano on the same frames, round after round, medians."""
+    from siamcli.cli import main
+
+    seq = require_shared("data", "seqs", "otb_Crossing")
+    pair = [str(require_shared("data", "weights", "nanotrack", "v2", n))
+            for n in ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")]
+    out = tmp_path / "vs.json"
+    with pytest.raises(SystemExit) as done:
+        main(["bench", str(seq), "-m", "siamrpn", "--engine", "onnx", "--device", "cpu", "-n", "6", "--vs-opencv",
+              "--baseline-onnx", *pair, "--rounds", "2", "--json", str(out)])
+        raise SystemExit(0)
+    assert done.value.code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "medians of 2 alternated rounds" in printed and "fps by round" in printed
+    doc = json.loads(out.read_text())
+    base = doc["baseline"]
+    assert doc["model"] == "siamrpn" and base["name"].startswith("cv2.TrackerNano") and doc["rounds"] == 2
+    for run in (doc, base):
+        assert len(run["rounds_fps"]) == 2 and all(v > 0 for v in run["rounds_fps"])
+        assert run["fps"] == pytest.approx(sorted(run["rounds_fps"])[0] / 2 + sorted(run["rounds_fps"])[1] / 2,
+                                           abs=0.01)  # the median of two rounds
+        assert 0.3 < run["mean_iou"] <= 1.0
+    one = bench("siamrpn", seq, engine="onnx", device="cpu", max_frames=6, baseline=False)
+    assert one["mean_iou"] == doc["mean_iou"]  # every round tracks the same frames the same way
+    assert doc["speedup"] == pytest.approx(doc["fps"] / base["fps"], rel=0.02)
+
+
+def test_vs_opencv_needs_the_onnx_pair_and_a_baseline(synthetic_video, alex_weights, capsys):
+    from siamcli.cli import main
+
+    for extra, message in ((["--vs-opencv"], "--vs-opencv needs NanoTrack v2's ONNX pair"),
+                           (["--vs-opencv", "--no-baseline"], "drop --no-baseline")):
+        with pytest.raises(SystemExit) as done:
+            main(["bench", str(synthetic_video), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights), "-n", "3",
+                  "--engine", "torch", *extra])
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and err.startswith("siamcli: error: ") and message in err
+        assert len(err.strip().splitlines()) == 1
