@@ -30,7 +30,7 @@ test-fast:
 
 # retrain the bundled weights from ../shared/data/train (one SiamRPN and one SiamBAN head, distilled from NanoTrack v2; about half an hour on 2 cores; see weights/README.md)
 train:
-	$(BIN)/python scripts/train_default.py
+	$(BIN)/python -m tools.train_default
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

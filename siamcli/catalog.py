@@ -65,11 +65,11 @@ _BAN = TrackerParams(family="ban")
 _NANO = TrackerParams(family="ban", stride=16, base_size=7,
                       uncertain_threshold=0.98, lost_threshold=0.93, recover_threshold=0.998)
 
-# -- the bundled models: siamcli's own, weights in weights/ (trained by scripts/train_default.py) ----
+# -- the bundled models: siamcli's own, weights in weights/ (trained by tools/train_default.py) -------
 # Stride 16, RGB input, boxes relative to the current target size (one anchor of that shape for
 # SiamRPN). Trained on 255 px search crops, they track on 223 px ones (9x9 score map): faster, and
 # no less accurate on the validation set (weights/README.md). lr, aspect_lr, penalty_k and window
-# influence per model were chosen by scripts/tune_tracker.py, tracking ../shared/data/val from three
+# influence per model were chosen by tools/tune_tracker.py, tracking ../shared/data/val from three
 # starts a sequence, never on the development sequences of ../shared/data/seqs. Their heads' aspect
 # predictions are noisy, so the box's aspect follows them at 0.01 (0.05 scored lower) and its scale
 # at lr. siamrpnban runs the SiamRPN and the SiamBAN heads together and answers as a SiamRPN

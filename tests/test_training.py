@@ -267,15 +267,15 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
     from siamcli.models.lite import BUNDLED_MEMBERS as M
 
     out = tmp_path / "weights"
-    command = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
+    command = [sys.executable, "-m", "tools.train_default", "--shared", str(ROOT.parent / "shared"),
                "--out", str(out), "--work", str(tmp_path / "work"), "--pairs", "64", "--epochs", "2",
                "--batch", "32", "--holdout-pairs", "32", "--models", "siamban,siamrpnban", "--no-eval"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "held out for the validation loss: davis16_cows, otb_Jumping, uav10_car10, uavdt_S1001" in run.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     # a second run resumes every head and chunk, and still reports what the recipe cost
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     again = json.loads((out / "manifest.json").read_text())
     for name in ("siamban.pth", "siamrpnban.pth"):
@@ -320,7 +320,7 @@ def test_the_training_command_runs_end_to_end_on_a_small_budget(tmp_path):
 
 @pytest.mark.shared_data
 def test_the_training_command_refuses_bad_options_in_one_line(tmp_path):
-    script = str(ROOT / "scripts" / "train_default.py")
+    tool = [sys.executable, "-m", "tools.train_default"]
     cases = {
         ("--models", "siamfc"): "unknown siamfc",
         ("--members", "0"): "at least 1",
@@ -328,8 +328,8 @@ def test_the_training_command_refuses_bad_options_in_one_line(tmp_path):
         ("--teacher", str(tmp_path / "none.pth")): "not found",
     }
     for args, message in cases.items():
-        run = subprocess.run([sys.executable, script, "--out", str(tmp_path / "w"), "--work", str(tmp_path / "k"),
-                              *args], capture_output=True, text=True, timeout=300)
+        run = subprocess.run([*tool, "--out", str(tmp_path / "w"), "--work", str(tmp_path / "k"),
+                              *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert run.returncode != 0 and message in run.stderr, (args, run.stderr[-500:])
         assert "Traceback" not in run.stderr
     assert not (tmp_path / "w" / "manifest.json").exists()
@@ -345,11 +345,11 @@ def test_training_without_teacher_with_self_supervised_pairs_two_members_then_re
     import json
 
     out = tmp_path / "weights"
-    script = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--shared", str(ROOT.parent / "shared"),
-              "--out", str(out), "--work", str(tmp_path / "work"), "--models", "siamrpn"]
-    run = subprocess.run([*script, "--pairs", "64", "--epochs", "1", "--batch", "32", "--holdout-pairs", "32",
+    tool = [sys.executable, "-m", "tools.train_default", "--shared", str(ROOT.parent / "shared"),
+            "--out", str(out), "--work", str(tmp_path / "work"), "--models", "siamrpn"]
+    run = subprocess.run([*tool, "--pairs", "64", "--epochs", "1", "--batch", "32", "--holdout-pairs", "32",
                           "--members", "2", "--no-teacher", "--self-supervised", "0.25", "--no-eval"],
-                         capture_output=True, text=True, timeout=900)
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     entry = json.loads((out / "manifest.json").read_text())["models"]["siamrpn.pth"]
     recipe = entry["recipe"]
@@ -358,7 +358,7 @@ def test_training_without_teacher_with_self_supervised_pairs_two_members_then_re
     assert "validation" not in entry  # --no-eval
     state = torch.load(out / "siamrpn.pth", weights_only=True)
     assert {k.split(".")[1] for k in state if k.startswith("members.")} == {"0", "1"}
-    run = subprocess.run([*script, "--validate-only"], capture_output=True, text=True, timeout=900)
+    run = subprocess.run([*tool, "--validate-only"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     scored = json.loads((out / "manifest.json").read_text())["models"]["siamrpn.pth"]
     assert set(scored["validation"]) == {"val", "seqs"}

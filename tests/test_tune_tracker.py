@@ -1,4 +1,5 @@
-"""scripts/tune_tracker.py: the grid search that chose the bundled models' tracker settings."""
+"""tools/tune_tracker.py (`python -m tools.tune_tracker`): the grid search that chose the bundled models'
+tracker settings."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ import sys
 
 from conftest import ROOT, require_shared
 
-SCRIPT = str(ROOT / "scripts" / "tune_tracker.py")
+#: run from the project root, as the maintainer runs it
+TOOL = [sys.executable, "-m", "tools.tune_tracker"]
 
 
 def _short_sequence(src, dst, frames: int):
@@ -25,9 +27,9 @@ def test_every_point_of_the_grid_tracks_every_sequence_and_the_best_is_reported(
     for name in ("otb_Toy", "uav10_car16_1"):
         _short_sequence(val / name, data / name, 12)
     out = tmp_path / "grid.json"
-    run = subprocess.run([sys.executable, SCRIPT, "siamrpn", "--dataset", str(data), "--starts", "2",
+    run = subprocess.run([*TOOL, "siamrpn", "--dataset", str(data), "--starts", "2",
                           "--lr", "0.2,0.4", "--window", "0.3,0.5", "--json", str(out)],
-                         capture_output=True, text=True, timeout=600)
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.strip().splitlines()
     assert len([line for line in lines if line.startswith("lr ")]) == 4 and lines[-1].startswith("best: ")
@@ -48,8 +50,8 @@ def test_every_point_of_the_grid_tracks_every_sequence_and_the_best_is_reported(
 
 def test_a_folder_without_sequences_is_one_line_and_exit_code_2(tmp_path):
     (tmp_path / "empty").mkdir()
-    run = subprocess.run([sys.executable, SCRIPT, "siamrpn", "--dataset", str(tmp_path / "empty")],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run([*TOOL, "siamrpn", "--dataset", str(tmp_path / "empty")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "no OTB-style sequences" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert "Traceback" not in run.stderr
 
@@ -62,9 +64,9 @@ def test_aspect_lr_penalty_and_search_size_points_with_given_weights(tmp_path):
     _short_sequence(val / "otb_Toy", data / "otb_Toy", 8)
     out = tmp_path / "grid.json"
     weights = ROOT / "weights" / "siamrpn.pth"
-    run = subprocess.run([sys.executable, SCRIPT, "siamrpn", "-w", str(weights), "--dataset", str(data),
+    run = subprocess.run([*TOOL, "siamrpn", "-w", str(weights), "--dataset", str(data),
                           "--starts", "1", "--aspect-lr", "none,0.05", "--penalty", "0.1", "--instance-size",
-                          "223,255", "--json", str(out)], capture_output=True, text=True, timeout=600)
+                          "223,255", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     grid = json.loads(out.read_text())
     assert grid["weights"] == str(weights)
@@ -76,7 +78,7 @@ def test_aspect_lr_penalty_and_search_size_points_with_given_weights(tmp_path):
 def test_weights_of_another_model_are_one_line_and_exit_code_2(tmp_path):
     val = require_shared("data", "val")
     _short_sequence(val / "otb_Toy", tmp_path / "val" / "otb_Toy", 4)
-    run = subprocess.run([sys.executable, SCRIPT, "siamrpn", "-w", str(ROOT / "weights" / "siamrpnban.pth"),
-                          "--dataset", str(tmp_path / "val")], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([*TOOL, "siamrpn", "-w", str(ROOT / "weights" / "siamrpnban.pth"),
+                          "--dataset", str(tmp_path / "val")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "Traceback" not in run.stderr

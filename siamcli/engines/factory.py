@@ -4,7 +4,7 @@
 this machine (median time of a few search-branch runs), but only among
 options whose tracking accuracy was verified: fp32 always; a reduced
 precision only where ``accuracy.json`` (written by
-``scripts/bench_accuracy.py``) records that it keeps the mean IoU on the
+``python -m tools.accuracy_table``) records that it keeps the mean IoU on the
 shared sequences within ``ACCURACY_TOLERANCE`` of fp32 for that model.
 An explicitly requested precision is always honoured.
 

@@ -1,15 +1,13 @@
-#!/usr/bin/env python
 """Where a frame's GPU time goes: ``torch.profiler`` over eager tracker updates (the same kernels
 a CUDA graph replays), per model, the kernels grouped by operator.
 
-    python scripts/gpu_profile.py --data DATA --out OUT [--models a,b] [--precision fp16] [--frames 20]
+    python -m benchmarks.gpu_profile --data DATA --out OUT [--models a,b] [--precision fp16] [--frames 20]
 
-DATA as for ``scripts/gpu_bench.py``. Prints, per model, the summed CUDA kernel time per frame
+DATA as for ``benchmarks/gpu_bench.py``. Prints, per model, the summed CUDA kernel time per frame
 and the operators that take most of it; writes ``OUT/profile-MODEL.txt``.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -17,15 +15,11 @@ import cv2
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from siamcli.engines.torch_engine import TorchEngine  # noqa: E402
-from siamcli.eval.datasets import load_sequence  # noqa: E402
-from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from gpu_bench import load_network, weights_for  # noqa: E402
+from benchmarks.gpu_bench import weights_for
+from siamcli.catalog import get_spec, load_network
+from siamcli.engines.torch_engine import TorchEngine
+from siamcli.eval.datasets import load_sequence
+from siamcli.tracking.tracker import SiameseTracker
 
 
 @click.command()
@@ -41,7 +35,8 @@ def main(data, out, models, precision, frames, scratch):
     seq = load_sequence(data / "seqs" / "vot16_bag")
     images = [cv2.imread(str(p)) for p in seq.frames[: frames + 6]]
     for model in models.split(","):
-        spec, network = load_network(model, weights_for(model, data, scratch))
+        spec = get_spec(model)
+        network = load_network(spec, weights_for(model, data, scratch))
         tracker = SiameseTracker(TorchEngine(network, device="cuda", precision=precision), spec.params)
         tracker.init(images[0], seq.groundtruth[0])
         for frame in images[1:6]:

@@ -5,12 +5,11 @@ target blacked out (its ground-truth box plus 15 %) for frames 30-59: the scores
 blackout, the frame at which the state turns ``lost``, and the mean IoU over the 10 frames after
 the blackout, without and with re-detection.
 
-    .venv/bin/python scripts/measure_loss.py ../shared/data/seqs --weights nanotrackv2.pth [--model nanotrack_v2]
+    .venv/bin/python -m tools.measure_loss ../shared/data/seqs --weights nanotrackv2.pth [--model nanotrack_v2]
 """
 from __future__ import annotations
 
-import argparse
-
+import click
 import cv2
 import numpy as np
 
@@ -46,27 +45,28 @@ def run(seq, model, weights, blackout=None, redetect=False):
     return np.array(scores), states, np.array(ious)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("dataset")
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--model", default="nanotrack_v2")
-    args = ap.parse_args()
+@click.command(help=__doc__)
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+              help="The checkpoint (default: the model's bundled weights).")
+@click.option("--model", default="nanotrack_v2", show_default=True)
+def main(dataset, weights, model) -> None:
     b0, b1 = BLACKOUT
-    for seq in find_sequences(args.dataset):
-        s, _, _ = run(seq, args.model, args.weights)
-        print(f"{seq.name}: tracking scores min {s.min():.3f} p5 {np.percentile(s, 5):.3f} median {np.median(s):.3f}")
+    for seq in find_sequences(dataset):
+        s, _, _ = run(seq, model, weights)
+        click.echo(f"{seq.name}: tracking scores min {s.min():.3f} p5 {np.percentile(s, 5):.3f} "
+                   f"median {np.median(s):.3f}")
         if len(seq) < b1 + 10 or valid_boxes(seq.groundtruth[b0:b1]).sum() < (b1 - b0):
-            print(f"{seq.name}: too short or not annotated through frames {b0}-{b1 - 1}, no blackout run")
+            click.echo(f"{seq.name}: too short or not annotated through frames {b0}-{b1 - 1}, no blackout run")
             continue
         for redetect in (False, True):
-            s2, states, ious = run(seq, args.model, args.weights, BLACKOUT, redetect)
+            s2, states, ious = run(seq, model, weights, BLACKOUT, redetect)
             during = states[b0 - 1:b1 - 1]
             first_lost = next((k for k, x in enumerate(during) if x == "lost"), None)
             blk = s2[b0 - 1:b1 - 1]
-            print(f"{seq.name} redetect={redetect}: blackout scores median {np.median(blk):.3f} max {blk.max():.3f}; "
-                  f"lost from blackout frame +{first_lost}, {during.count('lost')}/30 frames lost; "
-                  f"mean IoU of the 10 frames after: {np.nanmean(ious[b1 - 1:b1 + 9]):.3f}")
+            click.echo(f"{seq.name} redetect={redetect}: blackout scores median {np.median(blk):.3f} "
+                       f"max {blk.max():.3f}; lost from blackout frame +{first_lost}, {during.count('lost')}/30 "
+                       f"frames lost; mean IoU of the 10 frames after: {np.nanmean(ious[b1 - 1:b1 + 9]):.3f}")
 
 
 if __name__ == "__main__":

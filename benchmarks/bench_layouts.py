@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """Torch engine variants side by side: plain eager vs BatchNorms folded + channels-last, fp32 and bf16,
 and bf16 with the search branch compiled (``--compile``).
 
-    .venv/bin/python scripts/bench_layouts.py [--models a,b] [--variants "fp32 plain,bf16 CL"]
-                                              [--rounds 5] [--calls 4] [--json OUT]
+    .venv/bin/python -m benchmarks.bench_layouts [--models a,b] [--variants "fp32 plain,bf16 CL"]
+                                                [--rounds 5] [--calls 4] [--json OUT]
 
 For each model (random weights of the published shapes; speed does not depend on
 the values) the search branch of a fixed random patch is timed with every variant
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -23,9 +21,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from siamcli.catalog import build_network, get_spec  # noqa: E402
 from siamcli.engines.torch_engine import TorchEngine  # noqa: E402

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # int8 (onnxruntime static quantization, `siamcli export --int8`) against fp32 onnxruntime, on this CPU.
 #
-#   scripts/bench_int8.sh OUT_DIR [MODELS]
+#   benchmarks/bench_int8.sh OUT_DIR [MODELS]
 #
 # For each model: export fp32 + int8 (calibrated on crops of a training video, not of the scored
 # sequences), then `siamcli bench` of the fp32 graphs and of the int8 graphs back to back on
@@ -10,7 +10,7 @@
 # with random weights of the published shapes (their checkpoints cannot be downloaded here), which
 # measures speed only.
 set -u
-OUT=${1:?usage: scripts/bench_int8.sh OUT_DIR [MODELS]}
+OUT=${1:?usage: benchmarks/bench_int8.sh OUT_DIR [MODELS]}
 MODELS=${2:-"siamrpn siamban nanotrack_v2 siamrpn_alex_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234"}
 cd "$(dirname "$0")/.." || exit 1
 SIAMCLI=${SIAMCLI:-.venv/bin/siamcli}
@@ -20,7 +20,7 @@ SEQ=$SHARED/data/seqs/otb_Crossing
 CALIB=$SHARED/data/videos/opencv_Megamind.avi
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT/weights"
-"$PY" scripts/random_weights.py "$OUT/weights" siamrpn_r50_l234_dwxcorr siamban_r50_l234
+"$PY" -m tools.random_weights "$OUT/weights" siamrpn_r50_l234_dwxcorr siamban_r50_l234
 weights_for() {
   case $1 in
     siamrpn|siamban) echo "" ;;

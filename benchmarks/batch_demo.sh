@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measurements for `siamcli batch` on ../shared/data: jobs 1 vs 2, SIGKILL + resume, Ray, broken rows.
-# Usage: scripts/batch_demo.sh [WORKDIR]   (run from the project root; needs ../shared/data)
+# Usage: benchmarks/batch_demo.sh [WORKDIR]   (run from the project root; needs ../shared/data)
 # MODEL_ARGS picks the model (default: NanoTrack v2 with its real weights; MODEL_ARGS= for the bundled default).
 set -u
 cd "$(dirname "$0")/.."
@@ -9,17 +9,7 @@ W=${1:-/tmp/siamcli_batch_demo}
 D=$(cd ../shared/data && pwd)
 WEIGHTS=${MODEL_ARGS-"-m nanotrack_v2 -w $D/weights/nanotrack/v2/nanotrackv2.pth"}
 rm -rf "$W" && mkdir -p "$W"
-# `siamcli` with the batch command registered (whether or not cli.py does it yet)
-cat > "$W/siamcli_run.py" <<'PY'
-import sys
-from siamcli.cli import cli, main
-from siamcli.cli_batch import batch_cmd
-if "batch" not in cli.commands:
-    cli.add_command(batch_cmd)
-if __name__ == "__main__":
-    main(sys.argv[1:])
-PY
-siamcli() { $PY "$W/siamcli_run.py" "$@"; }
+siamcli() { $PY -m siamcli "$@"; }
 
 # 12 distinct entries (7 videos, 5 sequences), repeated to 40
 $PY - "$D" "$W/manifest40.csv" <<'PY'
@@ -62,7 +52,7 @@ $PY -c "a=$t1-$t0; b=$t2-$t1; print(f'jobs1 {a:.1f} s, jobs2 {b:.1f} s, ratio jo
 compare "$W/j1" "$W/j2"
 
 echo "== SIGKILL half-way, then rerun"
-setsid $PY "$W/siamcli_run.py" batch "$W/manifest40.csv" -o "$W/killed" $WEIGHTS --jobs 2 -q &
+setsid $PY -m siamcli batch "$W/manifest40.csv" -o "$W/killed" $WEIGHTS --jobs 2 -q &
 PID=$!
 while [ "$(ls "$W/killed/.siamcli-batch" 2>/dev/null | grep -c '\.json$')" -lt 20 ]; do sleep 0.2; done
 kill -KILL -- -"$PID"; wait "$PID" 2>/dev/null

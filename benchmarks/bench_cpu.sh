@@ -2,10 +2,10 @@
 # `siamcli bench` of every model on this CPU, each with its baseline in the same process
 # (cv2.TrackerNano for nanotrack_v2; eager fp32 torch on one thread for the others).
 #
-#   scripts/bench_cpu.sh OUT_DIR [SOURCE]
+#   benchmarks/bench_cpu.sh OUT_DIR [SOURCE]
 #
 # Engine: auto (measured at start among accuracy-verified options) for every model, plus
-# siamrpn_alex_dwxcorr on its int8 export (scripts/bench_int8.sh writes it; skipped if absent:
+# siamrpn_alex_dwxcorr on its int8 export (benchmarks/bench_int8.sh writes it; skipped if absent:
 # INT8_DIR, default OUT_DIR/../int8/siamrpn_alex_dwxcorr). Zoo models run with random weights of the
 # published shapes (their checkpoints cannot be downloaded here); speed does not depend on the values.
 # The zoo models also run on torch bf16 (channels-last, oneDNN on AMX where the CPU has it), asked for
@@ -13,7 +13,7 @@
 # --compile (torch.compile of the search branch, compiled during the warm-up frames).
 # ONLY=REGEX runs only the rows whose name matches (e.g. ONLY='alex|r50').
 set -u
-OUT=${1:?usage: scripts/bench_cpu.sh OUT_DIR [SOURCE]}
+OUT=${1:?usage: benchmarks/bench_cpu.sh OUT_DIR [SOURCE]}
 cd "$(dirname "$0")/.." || exit 1
 SHARED=${SHARED:-../shared}
 SOURCE=${2:-$SHARED/data/seqs/otb_Crossing}
@@ -22,7 +22,7 @@ PY=${PYTHON:-.venv/bin/python}
 INT8_DIR=${INT8_DIR:-$OUT/../int8/siamrpn_alex_dwxcorr}
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT/weights"
-"$PY" scripts/random_weights.py "$OUT/weights" siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234
+"$PY" -m tools.random_weights "$OUT/weights" siamrpn_mobilev2_l234_dwxcorr siamrpn_r50_l234_dwxcorr siamban_r50_l234
 ALEX=$SHARED/reference/parity/siamrpn_alex_dwxcorr_random.pth
 ONLY=${ONLY:-.}
 run() {  # name, frames, options...

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Per-frame time of several targets tracked in one batched network call (MultiTracker).
 
-    .venv/bin/python scripts/bench_targets.py [--model siamrpn_alex_dwxcorr] [--weights W]
+    .venv/bin/python -m benchmarks.bench_targets [--model siamrpn_alex_dwxcorr] [--weights W]
         [--seq ../shared/data/seqs/vot16_bag] [--frames 30] [--targets 1,2,4,8] [--compile] [--json OUT]
 
 Targets are the sequence's first box shifted around the frame, so every one has
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -26,15 +24,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from siamcli.catalog import build_network  # noqa: E402
-from siamcli.catalog import get_spec  # noqa: E402
+from siamcli.catalog import get_spec, load_network  # noqa: E402
 from siamcli.engines.torch_engine import TorchEngine  # noqa: E402
 from siamcli.eval.datasets import load_sequence  # noqa: E402
-from siamcli.models.checkpoint import load_weights  # noqa: E402
 from siamcli.tracking.multi import MultiTracker  # noqa: E402
+from tools import SHARED  # noqa: E402
 
 
 def shifted_boxes(box, count: int, shape) -> list:
@@ -52,10 +46,10 @@ def shifted_boxes(box, count: int, shape) -> list:
 @click.command()
 @click.option("--model", default="siamrpn_alex_dwxcorr", show_default=True)
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=ROOT.parent / "shared" / "reference" / "parity" / "siamrpn_alex_dwxcorr_random.pth",
+              default=SHARED / "reference" / "parity" / "siamrpn_alex_dwxcorr_random.pth",
               show_default=True)
 @click.option("--seq", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=ROOT.parent / "shared" / "data" / "seqs" / "vot16_bag", show_default=True)
+              default=SHARED / "data" / "seqs" / "vot16_bag", show_default=True)
 @click.option("--frames", default=30, show_default=True)
 @click.option("--targets", default="1,2,4,8", show_default=True)
 @click.option("--precisions", default="fp32,bf16", show_default=True)
@@ -65,8 +59,7 @@ def shifted_boxes(box, count: int, shape) -> list:
 def main(model, weights, seq, frames, targets, precisions, threads, compile_, json_out):
     torch.set_num_threads(threads)
     spec = get_spec(model)
-    network = build_network(spec, weights)
-    load_weights(network, weights, spec.name)
+    network = load_network(spec, weights)
     sequence = load_sequence(seq)
     images = [cv2.imread(str(p)) for p in sequence.frames[: frames + 1]]
     counts = [int(c) for c in targets.split(",")]

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Choose a model's tracker settings by tracking annotated sequences (a grid search).
 
-    .venv/bin/python scripts/tune_tracker.py siamrpnban --starts 3 --json grid.json
+    .venv/bin/python -m tools.tune_tracker siamrpnban --starts 3 --json grid.json
 
 As the pysot authors tune on a validation benchmark: every combination of the
 listed learning rates (lr, aspect lr), scale/ratio penalties, cosine-window
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
@@ -24,22 +22,14 @@ import click
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from siamcli.api import create_tracker  # noqa: E402
-from siamcli.errors import SiamcliError  # noqa: E402
-from siamcli.eval.datasets import find_sequences  # noqa: E402
-from siamcli.eval.metrics import score_sequence  # noqa: E402
-from siamcli.eval.runner import robustness_runs  # noqa: E402
-from siamcli.frame_loop import track_frames  # noqa: E402
-from siamcli.tracking.tracker import SiameseTracker  # noqa: E402
-
-
-class BadInput(click.ClickException):
-    """One line on stderr and exit code 2, as siamcli's commands answer bad input."""
-
-    exit_code = 2
+from siamcli.api import create_tracker
+from siamcli.errors import SiamcliError
+from siamcli.eval.datasets import find_sequences
+from siamcli.eval.metrics import score_sequence
+from siamcli.eval.runner import robustness_runs
+from siamcli.frame_loop import track_frames
+from siamcli.tracking.tracker import SiameseTracker
+from tools import SHARED, BadInput
 
 
 def _floats(text: str) -> List[Optional[float]]:
@@ -69,7 +59,7 @@ def mean_iou(tracker: SiameseTracker, seq: Loaded) -> float:
 @click.argument("model")
 @click.option("--weights", "-w", type=click.Path(dir_okay=False), help="Default: the bundled weights.")
 @click.option("--dataset", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default=ROOT.parent / "shared" / "data" / "val", show_default=True,
+              default=SHARED / "data" / "val", show_default=True,
               help="OTB-style sequences to choose on.")
 @click.option("--starts", default=3, show_default=True, help="Starts per sequence (OTB's TRE).")
 @click.option("--lr", "lrs", default=None, help="Learning rates, comma-separated (default: the model's).")
