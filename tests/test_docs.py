@@ -151,7 +151,7 @@ def test_loss_thresholds_in_live_tracking_agree_with_the_models():
     bullets = re.findall(r"^- (.*?)(?=^- |\Z)", section, re.S | re.M)
     covered = []
     for bullet in bullets:
-        found = re.search(r"uncertain (0\.\d+), lost (0\.\d+)", bullet.replace("\n", " "))
+        found = re.search(r"uncertain (0\.\d+), lost (0\.\d+)", " ".join(bullet.split()))
         assert found, bullet
         uncertain, lost = map(float, found.groups())
         patterns = re.findall(r"`([a-z0-9_*]+)`", bullet.split(":")[0])
