@@ -3,7 +3,7 @@ written, every shell command runs (or is listed below as illustrative, with the 
 figures the docs give for the models agree with the catalog.
 
 The snippets run in a working folder laid out as a user's would be: the files they name
-(`video.mp4`, `nanotrackv2.pth`, `model.pth`, `manifest.csv`, `sequences/`, `seqs/`, `otb_Crossing/`)
+(`video.mp4`, `nanotrackv1.pth`, `nanotrackv2.pth`, `model.pth`, `manifest.csv`, `sequences/`, `seqs/`, `otb_Crossing/`)
 and NanoTrack's ONNX pair are there, taken from the sample clip and ../shared, and `../shared` lies
 beside it."""
 from __future__ import annotations
@@ -89,7 +89,9 @@ def workspace(tmp_path_factory) -> Path:
     (work / "sequences").mkdir(parents=True)
     for name in ("video.mp4", "some_video.mp4"):
         shutil.copy(demo_video(), work / name)
-    (work / "nanotrackv2.pth").symlink_to(require_shared("data", "weights", "nanotrack", "v2", "nanotrackv2.pth"))
+    for version in ("v1", "v2"):
+        (work / f"nanotrack{version}.pth").symlink_to(
+            require_shared("data", "weights", "nanotrack", version, f"nanotrack{version}.pth"))
     (work / "model.pth").symlink_to(require_shared("reference", "parity", "siamrpn_alex_dwxcorr_random.pth"))
     for name in ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx"):
         (work / name).symlink_to(SHARED / "data" / "weights" / "nanotrack" / "v2" / name)
