@@ -517,13 +517,14 @@ def test_eval_of_a_video_file_says_what_eval_takes(tmp_path, synthetic_video):
 
 def test_models_piped_keeps_every_name_whole(tmp_path):
     from siamcli.catalog import MODELS
+    from siamcli.cli_models import COLUMNS
 
     code, out, err = siamcli("models", cwd=tmp_path, env=dict(os.environ, COLUMNS="80"))
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].split("\t")[:3] == ["model", "family", "instance"]
+    assert lines[0].split("\t")[:4] == ["model", "weights", "checkpoint", "family"]
     assert [line.split("\t")[0] for line in lines[1:]] == list(MODELS)
-    assert all(len(line.split("\t")) == 8 for line in lines)
+    assert all(len(line.split("\t")) == len(COLUMNS) for line in lines)
 
 
 def test_init_file_with_a_byte_order_mark_and_one_based_boxes(tmp_path, frame_folder):
