@@ -312,14 +312,13 @@ def test_a_mixed_ensemble_decodes_the_box_both_families_agree_on():
 def test_models_command_shows_the_aspect_learning_rate_where_a_model_has_one():
     result = CliRunner().invoke(cli, ["models"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    # not a terminal: one tab-separated line per model
-    rows = {line.split("\t")[0]: line for line in result.output.splitlines()[1:]}
+    # not a terminal: a header, then one tab-separated line per model
+    header, *lines = result.output.splitlines()
+    rows = {line.split("\t")[0]: dict(zip(header.split("\t"), line.split("\t"))) for line in lines}
     for name, spec in MODELS.items():
         aspect = spec.params.aspect_lr
-        if aspect is None:
-            assert "(aspect" not in rows[name], rows[name]
-        else:
-            assert f"(aspect {aspect:.3g})" in rows[name], rows[name]
+        assert rows[name]["aspect_lr"] == ("-" if aspect is None else f"{aspect:.3g}"), rows[name]
+        assert rows[name]["lr"] == f"{spec.params.lr:.3g}", rows[name]
     assert any(spec.params.aspect_lr is not None for spec in MODELS.values())
 
 
