@@ -59,7 +59,7 @@ def test_the_nanotrack_files_are_bundled_with_their_sha256_licence_and_notice():
 
 def test_the_combined_checkpoint_is_rebuilt_byte_for_byte(tmp_path):
     out = tmp_path / "nanotrackv2v3.pth"  # torch names the archive's folder after the file
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_nanotrack_v2v3.py"), "-o", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "tools.make_nanotrack_v2v3", "-o", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert sha256(out) == sha256(WEIGHTS / "nanotrackv2v3.pth")
