@@ -36,6 +36,11 @@ from .tracking.tracker import TrackResult
 PathLike = Union[str, Path]
 STAGES = ("decode", "crop", "network", "post", "write")
 NANOTRACK_PAIR = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
+#: updates left out of the medians unless ``--warmup`` says otherwise (oneDNN and onnxruntime
+#: prepare their kernels on the first calls)
+WARMUP = 2
+#: the score map cv2.TrackerNano reads: the published NanoTrack v1 and v2 pairs' (v3's is 15x15)
+NANO_SCORE_SIZE = 16
 
 
 class TimedEngine:
@@ -176,6 +181,9 @@ def _loop(frames: Callable[[], Iterable[np.ndarray]], box: Sequence[float], trac
             source.close()
     if not boxes:
         raise SiamcliError("the source has no frames")
+    if not times["total"]:  # a source shorter than its header said: nothing measured is no measurement
+        raise SiamcliError(f"no frame was timed: {count} update{'s' if count != 1 else ''} after the first frame, "
+                           f"{warmup} left out as warm-up; use fewer --warmup frames or a longer source")
     elapsed = time.perf_counter() - timed_from
     timed_count = max(count - warmup, 0)
     # each frame's share of time spent outside the network (decode, crop, post, write), median
@@ -288,7 +296,7 @@ def bench(
     compile: bool = False,
     init_box: Optional[Sequence[float]] = None,
     max_frames: Optional[int] = None,
-    warmup: int = 2,
+    warmup: Optional[int] = None,
     baseline: bool = True,
     baseline_onnx: Optional[Sequence[PathLike]] = None,
     preload: bool = False,
@@ -302,14 +310,20 @@ def bench(
     chosen automatically), and ``baseline`` with the same figures plus
     ``speedup`` (fps / baseline fps). ``preload`` decodes every frame into memory before
     either run, so that fps counts from decoded frames (``max_frames`` bounds the memory).
+    ``warmup``: updates left out of the medians (:func:`warmup_frames`; None: up to
+    :data:`WARMUP`, leaving at least one update timed).
     """
     from .api import build_tracker, resolve_spec, resolve_weights
 
     if not onnx_files:
-        weights = resolve_weights(resolve_spec(model, config), weights)
+        spec = resolve_spec(model, config)
+        weights = resolve_weights(spec, weights)
+        if baseline_onnx:
+            check_baseline_onnx(spec, baseline_onnx, baseline)
     frames, gt, count = open_source(source, max_frames)
     if count and count < 2:
         raise SiamcliError(f"{source} has {count} frame; the benchmark needs at least 2")
+    warmup = warmup_frames(count, warmup)
     if preload:
         with frames() as src:
             decoded = [frame for _, frame in zip(range(count or 1 << 62), src)]
@@ -325,10 +339,13 @@ def bench(
                 if isinstance(source_frames, FrameSource):
                     source_frames.close()
     started = time.perf_counter()
-    tracker, spec, probe = build_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
-                                         precision=precision, threads=threads, onnx_files=onnx_files,
-                                         cuda_graphs=cuda_graphs, compile=compile)
+    # with --onnx the files hold the tracked network's weights, and --weights those of the baseline
+    tracker, spec, probe = build_tracker(model=model, config=config, weights=None if onnx_files else weights,
+                                         device=device, engine=engine, precision=precision, threads=threads,
+                                         onnx_files=onnx_files, cuda_graphs=cuda_graphs, compile=compile)
     engine_ms = (time.perf_counter() - started) * 1000
+    if onnx_files and baseline_onnx:
+        check_baseline_onnx(spec, baseline_onnx, baseline)
     if onnx_files and weights is None and spec.bundled:
         # the model the ONNX files name (siamcli.api.onnx_spec): its bundled weights, for the baseline
         weights = resolve_weights(spec, None)
@@ -356,12 +373,65 @@ def bench(
     return result
 
 
+def warmup_frames(count: int, warmup: Optional[int]) -> int:
+    """The updates left out of the medians when ``count`` frames are used (0: unknown): ``warmup``
+    as asked, refused when it leaves no update to time (the first frame starts the tracker, every
+    later one is an update); None: :data:`WARMUP`, or fewer on a short source."""
+    updates = count - 1 if count else None
+    if warmup is None:
+        return WARMUP if updates is None else max(0, min(WARMUP, updates - 1))
+    if updates is not None and warmup >= updates:
+        fewer = f"use --warmup {updates - 1} or less, or " if updates > 1 else ""
+        raise SiamcliError(f"--warmup {warmup} leaves no frame to time: of the {count} frames used, the first starts "
+                           f"the tracker and {updates} {'is an update' if updates == 1 else 'are updates'}; "
+                           f"{fewer}more frames with -n")
+    return warmup
+
+
+def _is_nanotrack(spec) -> bool:
+    return spec.architecture.startswith("nanotrack") or spec.name.startswith("nanotrack")
+
+
+def check_baseline_onnx(spec, files: Sequence[PathLike], baseline: bool = True):
+    """The :class:`~siamcli.engines.onnx_files.OnnxPair` of ``--baseline-onnx`` ``files``, refused
+    when it cannot be the baseline of model ``spec``: no baseline is run (``baseline`` False), the
+    model's baseline is not cv2.TrackerNano, the files are no NanoTrack pair OpenCV runs, or they
+    belong to another NanoTrack version than the model benchmarked."""
+    from .engines.onnx_files import read_pair
+
+    if not baseline:
+        raise SiamcliError("--baseline-onnx gives the baseline's files, and --no-baseline runs none: drop one of them")
+    if not _is_nanotrack(spec):
+        raise SiamcliError(f"--baseline-onnx gives the NanoTrack pair of cv2.TrackerNano, the baseline of NanoTrack "
+                           f"models; the baseline of {spec.name} is torch eager on its --weights: drop --baseline-onnx")
+    pair = read_pair(files, "--baseline-onnx")
+    if pair.kind != "nanotrack":
+        raise SiamcliError(f"{pair.names} are the graphs of a `siamcli export`; --baseline-onnx takes NanoTrack's "
+                           "published backbone.onnx and head.onnx, which cv2.TrackerNano loads")
+    if pair.score_size != NANO_SCORE_SIZE:
+        belongs = f" ({pair.nanotrack_model}'s)" if pair.nanotrack_model else ""
+        raise SiamcliError(f"{pair.names}{belongs} give a {pair.score_size}x{pair.score_size} score map; "
+                           f"cv2.TrackerNano runs the pairs of NanoTrack v1 and v2 ({NANO_SCORE_SIZE}x"
+                           f"{NANO_SCORE_SIZE}): use --no-baseline")
+    if pair.nanotrack_model and spec.name.startswith("nanotrack_") and pair.nanotrack_model != spec.name:
+        raise SiamcliError(f"{pair.names} are {pair.nanotrack_model}'s published pair, not {spec.name}'s: the "
+                           "baseline would run other weights; give the pair of the model benchmarked")
+    return pair
+
+
 def _baseline(spec, weights, config, frames, box, warmup, gt, baseline_onnx, limit) -> Dict[str, Any]:
-    if spec.architecture.startswith("nanotrack") or spec.name.startswith("nanotrack"):
-        pair = tuple(baseline_onnx) if baseline_onnx else find_nanotrack_pair(weights)
-        if not pair:
-            return {"name": "cv2.TrackerNano", "skipped": "no NanoTrack backbone/head ONNX pair given "
-                    "(--baseline-onnx BACKBONE HEAD, or put them next to the weights)"}
+    if _is_nanotrack(spec):
+        if baseline_onnx:
+            pair = tuple(baseline_onnx)
+        else:
+            pair = find_nanotrack_pair(weights)
+            if not pair:
+                return {"name": "cv2.TrackerNano", "skipped": "no NanoTrack backbone/head ONNX pair given "
+                        "(--baseline-onnx BACKBONE HEAD, or put them next to the weights)"}
+            try:
+                check_baseline_onnx(spec, pair)
+            except SiamcliError as exc:  # found, not given: the benchmark goes on without it
+                return {"name": "cv2.TrackerNano", "skipped": str(exc)}
         out = run_opencv_nano(pair[0], pair[1], frames, box, warmup, max_frames=limit)
         out["name"] = "cv2.TrackerNano (NanoTrack v2 ONNX pair)"
     else:

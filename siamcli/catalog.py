@@ -13,12 +13,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
-import yaml
-
 from .errors import SiamcliError
+from .io.paths import exists
+from .io.yaml_file import read_yaml
 from .tracking.params import TrackerParams
 
 PathLike = Union[str, Path]
+
+
+#: the sections of a pysot / SiamBAN / NanoTrack config.yaml that describe the network (the
+#: builders in :mod:`siamcli.models` read no others; ``TRACK`` holds the tracker's settings)
+NETWORK_SECTIONS = ("META_ARC", "BACKBONE", "ADJUST", "RPN", "BAN", "MASK", "REFINE", "ANCHOR", "POINT")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,14 @@ class ModelSpec:
     def family(self) -> str:
         """``"rpn"`` (anchors) or ``"ban"`` (points): how the head's outputs are read."""
         return self.params.family
+
+    @property
+    def network_config(self) -> Optional[Dict[str, Any]]:
+        """The sections of ``config`` the network is built from (:data:`NETWORK_SECTIONS`), what an
+        export of it depends on besides its weights; None for a model without a config."""
+        if self.config is None:
+            return None
+        return {name: self.config[name] for name in NETWORK_SECTIONS if name in self.config}
 
 
 _RPN = TrackerParams(family="rpn")
@@ -208,14 +221,12 @@ def guess_model(state: Mapping[str, Any], exclude: Optional[ModelSpec] = None) -
 
 
 def read_config(path: Union[str, Path]) -> Dict[str, Any]:
-    """Parse a config.yaml into a dict; bad files raise :class:`SiamcliError`."""
+    """Parse a config.yaml into a dict; bad files (too large, too deep, alias bombs, not YAML)
+    raise :class:`SiamcliError` (:func:`siamcli.io.yaml_file.read_yaml`)."""
     path = Path(path)
-    if not path.is_file():
+    if not exists(path):
         raise SiamcliError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SiamcliError(f"{path} is not a valid YAML file ({type(exc).__name__})") from None
+    data = read_yaml(path, "config file")
     if not isinstance(data, dict):
         raise SiamcliError(f"{path} is not a tracker config (expected a YAML mapping)")
     return data

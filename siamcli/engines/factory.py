@@ -126,29 +126,25 @@ def _resolve_model(model: Any) -> NetworkSource:
     return NetworkSource(None, 255, lambda: model, None, model)
 
 
-def onnx_engine_from_files(files: Sequence[PathLike], device: Optional[str] = None, threads: Optional[int] = None,
-                           precision: str = "auto"):
+def onnx_engine_from_files(files: Union[Sequence[PathLike], Any], device: Optional[str] = None,
+                           threads: Optional[int] = None, precision: str = "auto"):
     """The onnxruntime engine of two ONNX files: ``template.onnx`` and ``search.onnx`` (or
-    ``search_int8.onnx``) of ``siamcli export``, or NanoTrack's backbone and head pair."""
-    from .onnx_engine import OnnxEngine, OnnxPairEngine, make_session
+    ``search_int8.onnx``) of ``siamcli export``, or NanoTrack's backbone and head pair; ``files``
+    may be the :class:`~.onnx_files.OnnxPair` :func:`~.onnx_files.read_pair` made of them."""
+    from .onnx_engine import OnnxEngine, OnnxPairEngine
+    from .onnx_files import OnnxPair, read_pair
 
     check_device(device)
     if precision not in ("auto", "fp32", "int8"):
         raise SiamcliError(f"the onnx engine runs fp32 (or int8 from `siamcli export --int8`), not {precision}")
-
-    if len(files) != 2:
-        raise SiamcliError(
-            "give two ONNX files: template.onnx and search.onnx from `siamcli export`, "
-            "or NanoTrack's backbone.onnx and head.onnx"
-        )
-    first, second = files
-    head_inputs = [i.name for i in make_session(second, "cpu", 1).get_inputs()]
-    if head_inputs and head_inputs[0] == "x":
-        engine = OnnxEngine(first, second, device=device, threads=threads)
-    else:
-        engine = OnnxPairEngine(first, second, device=device, threads=threads)
+    pair = files if isinstance(files, OnnxPair) else read_pair(files)
+    kind = OnnxEngine if pair.kind == "export" else OnnxPairEngine
+    try:
+        engine = kind(pair.first.data, pair.second.data, device=device, threads=threads)
+    except SiamcliError as exc:  # checked as ONNX, refused by onnxruntime (an operator it lacks, say)
+        raise SiamcliError(f"{pair.names}: {exc}") from None
     if precision in ("fp32", "int8") and engine.precision != precision:
-        raise SiamcliError(f"{second} runs in {engine.precision}, not {precision}"
+        raise SiamcliError(f"{pair.second.path} runs in {engine.precision}, not {precision}"
                            + ("; write an int8 search graph with `siamcli export --int8`" if precision == "int8" else ""))
     return engine
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from ..errors import SiamcliError
+from .paths import input_file
 
 #: frames of a file read ahead of the tracker, in a background thread (:class:`Prefetcher`, which
 #: :func:`siamcli.frame_loop.track_frames` runs)
@@ -24,8 +25,11 @@ def natural_key(path: Path) -> Tuple:
 
 
 def list_frames(folder: Path) -> List[Path]:
-    """Image files of a folder in natural order."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+    """Image files of a folder in natural order. Hidden files are no frames: macOS leaves an
+    AppleDouble ``._0001.jpg`` of metadata beside each file copied to a foreign disk, and editors
+    and sync tools leave dot-files of their own."""
+    return sorted((p for p in folder.iterdir()
+                   if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
                   key=natural_key)
 
 
@@ -282,4 +286,6 @@ def open_source(path: Union[str, Path]) -> FrameSource:
         return ImageFolderSource(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise SiamcliError(f"{path} is a single image; give a video file or a folder of frames")
+    # a FIFO or a device would keep OpenCV waiting for data; a stream is read with `siamcli webcam -c`
+    input_file(path, "video")
     return VideoSource(path)
