@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
-from .errors import SiamcliError
+from .errors import SiamcliError, quoted
 from .io.paths import exists
 from .io.yaml_file import read_yaml
 from .tracking.params import TrackerParams
@@ -150,7 +150,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise SiamcliError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+        raise SiamcliError(f"unknown model {quoted(name)}; known models: {', '.join(MODELS)}") from None
 
 
 def build_network(spec: ModelSpec, weights: Optional[PathLike] = None):
@@ -254,7 +254,7 @@ def spec_from_config(path: Union[str, Path]) -> ModelSpec:
         )
     if tracker_type and tracker_type not in ("SiamRPNTracker", "SiamBANTracker", "NanoTracker"):
         raise SiamcliError(
-            f"{path}: tracker type {tracker_type!r} is not supported "
+            f"{path}: tracker type {quoted(tracker_type)} is not supported "
             "(supported: SiamRPNTracker, SiamBANTracker, NanoTracker)"
         )
     point_stride = int(_section(cfg, "POINT").get("STRIDE", 8))

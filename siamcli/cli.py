@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .cli_options import (BUNDLED, QUIET, aspect_lr_option, box_format_option, device_option, max_frames_option,
                           model_options, runtime_options)
-from .errors import SiamcliError
+from .errors import SiamcliError, quoted
 from .progress import progress_display
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -351,7 +351,7 @@ def _compare_trackers(entries, device, runtime):
             out.append((spec.name, tracker))
         else:
             raise SiamcliError(f"--compare takes an OpenCV baseline ({', '.join(BASELINES)}), MODEL=WEIGHTS "
-                               f"or a bundled model ({BUNDLED}), got {entry!r}")
+                               f"or a bundled model ({BUNDLED}), got {quoted(entry)}")
     return out
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
 from . import startup_cache
 from .choices import DEVICES, ENGINES, PRECISIONS
 
@@ -86,9 +86,9 @@ def check_device(device: Optional[str]) -> None:
         return
     base, _, index = str(device).partition(":")
     if base not in DEVICES or (index and (base != "cuda" or not index.isdigit())):
-        raise SiamcliError(f"unknown device {device!r}; use cpu, cuda, cuda:N, tensorrt (onnx engine) or auto")
+        raise SiamcliError(f"unknown device {quoted(device)}; use cpu, cuda, cuda:N, tensorrt (onnx engine) or auto")
     if base in ("cuda", "tensorrt") and not _cuda_available() and not _onnxruntime_has(base):
-        raise SiamcliError(f"device {device!r} asked for, but there is no CUDA GPU here (torch finds none and "
+        raise SiamcliError(f"device {quoted(device)} asked for, but there is no CUDA GPU here (torch finds none and "
                            "onnxruntime has no GPU provider); use --device cpu or auto")
 
 
@@ -265,10 +265,10 @@ def choose_engine(
     and the fastest is returned.
     """
     if engine not in ENGINES:
-        raise SiamcliError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        raise SiamcliError(f"unknown engine {quoted(engine)}; use one of {', '.join(ENGINES)}")
     check_device(device)
     if precision not in PRECISIONS:
-        raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        raise SiamcliError(f"unknown precision {quoted(precision)}; use one of {', '.join(PRECISIONS)}")
     if precision == "int8":
         raise SiamcliError(INT8_FILES)
     if compile and engine == "onnx":
