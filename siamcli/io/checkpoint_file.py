@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Union
 
 from ..errors import SiamcliError
-from .paths import input_file, path_errors
+from .paths import exists, input_file, path_errors
 
 #: the largest checkpoint read, on disk and once its entries are inflated: the published
 #: ResNet-50 trackers take about 400 MB
@@ -34,6 +34,8 @@ def check_checkpoint_file(path: Union[str, Path]) -> Path:
     """``path`` checked as a checkpoint to read: a regular, readable file of at most
     :data:`MAX_CHECKPOINT_BYTES`, and, for torch's zip format, entries that inflate to no more
     than that nor more than :data:`MAX_INFLATION` times the file. Raises :class:`SiamcliError`."""
+    if not exists(path):
+        raise SiamcliError(f"weights file not found: {path}")
     path = input_file(path, "weights file", MAX_CHECKPOINT_BYTES)
     with path_errors(path, "read weights file"):
         size = path.stat().st_size

@@ -20,7 +20,6 @@ import torch
 
 from ..errors import SiamcliError, quoted
 from ..io.checkpoint_file import check_checkpoint_file
-from ..io.paths import exists
 from .base import SiameseModel
 
 StateDict = Dict[str, torch.Tensor]
@@ -45,10 +44,7 @@ def read_state_dict(path: Union[str, Path]) -> StateDict:
     a regular file, its size, what its zip entries inflate to) and every tensor after
     (:func:`_checked`): dense, on no device but memory, of a real dtype (floating point, with
     half and bfloat16 widened to float32, or integer) and finite."""
-    path = Path(path)
-    if not exists(path):
-        raise SiamcliError(f"weights file not found: {path}")
-    check_checkpoint_file(path)
+    path = check_checkpoint_file(path)
     try:
         # torch warns about what it meets in the file (an old pickle protocol, typed storages of
         # quantized tensors): what matters of it is refused below, in one line
