@@ -81,6 +81,20 @@ _LITE = TrackerParams(stride=16, base_size=2, instance_size=223, input_order="rg
                       window_influence=0.490, penalty_k=0.150, lr=0.385,
                       uncertain_threshold=0.8, lost_threshold=0.5)
 BUNDLED = (
+    ModelSpec("nanotrack_v2v3", "nanotrack_v2v3",
+              replace(_NANO, base_size=6, window_influence=0.490, penalty_k=0.150, lr=0.385),
+              "NanoTrack v2 and v3 together, their maps averaged (their authors' published weights)",
+              builder="nanotrack:nanotrack_v2v3", bundled="nanotrackv2v3.pth"),
+    # NanoTrack's published weights (Apache-2.0, weights/NOTICE), trained by their authors on large
+    # tracking datasets; the tracker settings are the authors' published ones (configv2.yaml,
+    # configv3.yaml), which a grid search on ../shared/data/val did not beat (weights/README.md).
+    ModelSpec("nanotrack_v3", "nanotrack_v3",
+              replace(_NANO, base_size=6, window_influence=0.455, penalty_k=0.138, lr=0.348),
+              "NanoTrack v3, its authors' published weights", builder="nanotrack:nanotrack_v3",
+              bundled="nanotrackv3.pth"),
+    ModelSpec("nanotrack_v2", "nanotrack_v2", replace(_NANO, window_influence=0.490, penalty_k=0.150, lr=0.385),
+              "NanoTrack v2, its authors' published weights (OpenCV TrackerNano's model)",
+              builder="nanotrack:nanotrack_v2", bundled="nanotrackv2.pth"),
     ModelSpec("siamrpnban", "siamrpnban_lite0x1",
               replace(_LITE, family="rpn", lr=0.4, aspect_lr=0.01, penalty_k=0.15, window_influence=0.3),
               "siamcli's own SiamRPN and SiamBAN heads together, EfficientNet-Lite0 (bundled weights, the default)",
@@ -121,18 +135,13 @@ PUBLISHED = (
               "SiamBAN ResNet-50 (OTB settings)", builder="zoo:siamban_r50_l234"),
     ModelSpec("nanotrack_v1", "nanotrack_v1", replace(_NANO, window_influence=0.462, penalty_k=0.148, lr=0.390),
               "NanoTrack v1", builder="nanotrack:nanotrack_v1"),
-    ModelSpec("nanotrack_v2", "nanotrack_v2", replace(_NANO, window_influence=0.490, penalty_k=0.150, lr=0.385),
-              "NanoTrack v2 (OpenCV TrackerNano's model)", builder="nanotrack:nanotrack_v2"),
-    ModelSpec("nanotrack_v3", "nanotrack_v3",
-              replace(_NANO, base_size=6, window_influence=0.455, penalty_k=0.138, lr=0.348),
-              "NanoTrack v3", builder="nanotrack:nanotrack_v3"),
 )
 
 MODELS: Dict[str, ModelSpec] = {s.name: s for s in (*BUNDLED, *PUBLISHED)}
 
 
 #: the model used when none is named: the most accurate of the bundled models (weights/README.md)
-DEFAULT_MODEL = "siamrpnban"
+DEFAULT_MODEL = "nanotrack_v2v3"
 
 
 #: the models whose weights ship with siamcli, in the catalog's order

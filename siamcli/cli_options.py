@@ -16,7 +16,7 @@ BUNDLED = ", ".join(BUNDLED_MODELS)
 MODEL_HELP = f"Model name (see `siamcli models`). Default: {DEFAULT_MODEL}, a model bundled with siamcli ({BUNDLED})."
 CONFIG_HELP = "A pysot / SiamBAN / NanoTrack config.yaml, instead of --model."
 WEIGHTS_HELP = ("Checkpoint (.pth state dict or training snapshot). "
-                f"Not needed for siamcli's own models ({BUNDLED}): their weights ship with it.")
+                f"Not needed for the bundled models ({BUNDLED}): their weights ship with siamcli.")
 
 
 class ThreadCount(click.ParamType):

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from conftest import ROOT, require_shared, square_path, textured_frame
-from siamcli.catalog import MODELS
+from siamcli.catalog import DEFAULT_MODEL, MODELS
 
 BOX = "40,30,40,40"  # the square's first position in the conftest clips
 #: the line a successful run ends with
@@ -383,7 +383,7 @@ def test_exported_files_name_their_model(exported):
 
     for name in ("template.onnx", "search.onnx"):
         props = {p.key: p.value for p in onnx.load(str(exported / name)).metadata_props}
-        assert props == {"siamcli.model": "siamrpnban", "siamcli.architecture": MODELS["siamrpnban"].architecture}
+        assert props == {"siamcli.model": DEFAULT_MODEL, "siamcli.architecture": MODELS[DEFAULT_MODEL].architecture}
 
 
 def test_onnx_files_without_a_model_run_as_the_model_they_name(tmp_path, exported, frame_folder):
@@ -391,7 +391,7 @@ def test_onnx_files_without_a_model_run_as_the_model_they_name(tmp_path, exporte
                            exported / "search.onnx", "-o", "b.csv", "-q", cwd=tmp_path)
     assert code == 0, err
     match = TRACKED.fullmatch(line_of(err))
-    assert match and match.groups()[:3] == ("12", "siamrpnban", "onnx-cpu")
+    assert match and match.groups()[:3] == ("12", DEFAULT_MODEL, "onnx-cpu")
 
 
 @pytest.mark.parametrize("model", ["siamban", "siamrpn_alex_dwxcorr"])
@@ -400,8 +400,8 @@ def test_onnx_files_of_another_model_are_refused(tmp_path, exported, frame_folde
     code, _, err = siamcli("track", frame_folder, "--init", BOX, "--onnx", template, search, "-m", model,
                            "-o", "b.csv", "-q", cwd=tmp_path)
     assert code == 2
-    assert line_of(err) == (f"siamcli: error: {template} and {search} were exported from model siamrpnban, "
-                            f"not {model}: run them with -m siamrpnban")
+    assert line_of(err) == (f"siamcli: error: {template} and {search} were exported from model {DEFAULT_MODEL}, "
+                            f"not {model}: run them with -m {DEFAULT_MODEL}")
     assert not (tmp_path / "b.csv").exists()
 
 
@@ -547,7 +547,7 @@ def test_the_cache_is_one_folder_however_it_is_spelled(tmp_path, frame_folder):
         listed.append(out)
     assert listed[0] == listed[1] == listed[2]
     assert f"{home}/cache: 1 ONNX exports" in " ".join(listed[0].split())  # the title may wrap
-    assert len([line for line in listed[0].splitlines() if "siamrpnban" in line]) == 1
+    assert len([line for line in listed[0].splitlines() if DEFAULT_MODEL in line]) == 1
 
 
 # -- 12. options: --start-frame, batch --max-frames and --save-video --------------------------------

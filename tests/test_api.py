@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import siamcli
+from siamcli.catalog import BUNDLED_MODELS, DEFAULT_MODEL
 from siamcli.demo import DEMO_BOX, demo_video
 from test_cli_track import _one_error_line, read_rows, run_cli
 
@@ -40,7 +41,7 @@ def test_track_demo_follows_the_walker_through_the_sample_clip(tmp_path):
     proc = subprocess.run([str(exe), "track", "--demo", "-q"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "tracked 120 frames with siamrpnban" in proc.stderr and "walker_boxes.csv" in proc.stderr
+    assert f"tracked 120 frames with {DEFAULT_MODEL}" in proc.stderr and "walker_boxes.csv" in proc.stderr
     rows = read_rows(tmp_path / "walker_boxes.csv")
     assert rows[0] == ["frame", "x", "y", "w", "h", "score", "state"] and len(rows) == 1 + 120
     assert tuple(float(v) for v in rows[1][1:5]) == DEMO_BOX
@@ -83,7 +84,7 @@ def test_tracker_and_track_give_the_boxes_siamcli_track_writes(tmp_path, capsys)
         assert result.state in ("tracking", "uncertain", "lost") and 0 <= result.score <= 1
         boxes.append(result.box)
     np.testing.assert_allclose(boxes, cli_boxes, atol=1e-4)
-    assert tracker.name == "siamrpnban" and tracker.engine == "onnx-cpu"
+    assert tracker.name == DEFAULT_MODEL and tracker.engine == "onnx-cpu"
 
 
 def test_tracker_settings_change_the_track_as_the_matching_options_do(tmp_path, capsys):
@@ -132,7 +133,7 @@ def test_bad_input_raises_the_message_the_command_line_prints(tmp_path, capsys, 
         "missing_source": lambda: siamcli.track(tmp_path / "nope.mp4", DEMO_BOX),
         "missing_weights": lambda: siamcli.Tracker("nanotrack_v2", weights=tmp_path / "none.pth"),
         "unknown_model": lambda: siamcli.Tracker("siamfc"),
-        "no_weights": lambda: siamcli.Tracker("nanotrack_v2"),
+        "no_weights": lambda: siamcli.Tracker("siamrpn_alex_dwxcorr"),
         "camera": lambda: siamcli.track(97, DEMO_BOX),
     }[case]
     box = ",".join(map(str, DEMO_BOX))
@@ -142,7 +143,7 @@ def test_bad_input_raises_the_message_the_command_line_prints(tmp_path, capsys, 
         "missing_source": ["track", tmp_path / "nope.mp4", "--init", box],
         "missing_weights": ["track", video, "-m", "nanotrack_v2", "-w", tmp_path / "none.pth", "--init", box],
         "unknown_model": ["track", video, "-m", "siamfc", "--init", box],
-        "no_weights": ["track", video, "-m", "nanotrack_v2", "--init", box],
+        "no_weights": ["track", video, "-m", "siamrpn_alex_dwxcorr", "--init", box],
         "camera": ["webcam", "-c", "97", "--init", box, "--no-display"],
     }[case]
     with pytest.raises(siamcli.SiamcliError) as raised:
@@ -171,7 +172,7 @@ def test_models_lists_what_siamcli_models_shows(capsys, monkeypatch):
     import siamcli.models.checkpoint  # noqa: F401  (the subpackage of the same name: the call still lists)
 
     listed = siamcli.models()
-    assert [m.name for m in listed if m.bundled] == ["siamrpnban", "siamrpn", "siamban"]
+    assert [m.name for m in listed if m.bundled] == list(BUNDLED_MODELS) and listed[0].name == DEFAULT_MODEL
     assert {"nanotrack_v2", "siamrpn_alex_dwxcorr", "siamban_r50_l234"} <= {m.name for m in listed}
     code, out, _ = run_cli(["models"], capsys)
     assert code == 0
@@ -196,7 +197,7 @@ def test_the_readme_python_snippet_runs_and_tracks_the_walker(tmp_path):
     first, last, bundled = proc.stdout.strip().splitlines()
     box = [float(v) for v in re.findall(r"-?\d+\.\d+", first)[:4]]
     assert iou(box, DEMO_BOX) > 0.7 and first.endswith("tracking")  # one frame on, the box has hardly moved
-    assert last.startswith("49 (") and bundled == "['siamrpnban', 'siamrpn', 'siamban']"
+    assert last.startswith("49 (") and bundled == str(list(BUNDLED_MODELS))
 
 
 def test_without_opencv_the_command_and_the_api_name_the_extras_to_install(tmp_path):

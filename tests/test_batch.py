@@ -329,7 +329,7 @@ def test_batch_without_a_model_uses_the_bundled_default(tmp_path, synthetic_vide
 
 def test_batch_model_without_weights_is_a_user_error(tmp_path, synthetic_video):
     m = write_manifest(tmp_path / "m.csv", ["video,x,y,w,h", f"{synthetic_video},40,30,40,40"])
-    result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(tmp_path / "out"), "-m", "nanotrack_v2"])
+    result = CliRunner().invoke(batch_cmd, [str(m), "-o", str(tmp_path / "out"), "-m", "siamrpn_alex_dwxcorr"])
     assert isinstance(result.exception, SiamcliError)
     assert "needs --weights" in str(result.exception)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from siamcli.catalog import BUNDLED, DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,8 +39,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_holds_the_code_weights_and_data_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("siamcli/tracking/__init__.py", "siamcli/tracking/tracker.py", "siamcli/py.typed",
-                 "siamcli/engines/accuracy.json", "siamcli/weights/manifest.json", "siamcli/weights/siamrpnban.pth",
-                 "siamcli/weights/siamrpn.pth", "siamcli/weights/siamban.pth", "siamcli/samples/walker.mp4",
+                 "siamcli/engines/accuracy.json", "siamcli/weights/manifest.json", *(f"siamcli/weights/{s.bundled}" for s in BUNDLED),
+                 "siamcli/weights/LICENSE-NanoTrack", "siamcli/weights/NOTICE", "siamcli/samples/walker.mp4",
                  "siamcli/samples/README.md"):
         assert name in names, name
     assert not [n for n in names if n.startswith(("tests/", "docs/", "scripts/", "weights/"))]
@@ -49,9 +51,9 @@ def test_an_install_with_pip_target_finds_the_weights_and_tracks_the_sample_clip
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, timeout=300)
     env = {**os.environ, "PYTHONPATH": str(target)}
-    check = ("import siamcli, siamcli.bundled as b, siamcli.demo as d, siamcli.engines.factory as f; "
+    check = ("import siamcli, siamcli.bundled as b, siamcli.catalog as c, siamcli.demo as d, siamcli.engines.factory as f; "
              "print(siamcli.__file__); print(b.weights_dir()); "
-             "print([b.bundled_weights(m.name + '.pth').name for m in siamcli.models() if m.bundled]); "
+             "print([b.bundled_weights(s.bundled).name for s in c.BUNDLED]); "
              "print(d.demo_video()); print(sorted(f.accuracy_table()))")
     proc = subprocess.run([sys.executable, "-c", check], env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=120)
@@ -59,8 +61,8 @@ def test_an_install_with_pip_target_finds_the_weights_and_tracks_the_sample_clip
     package, weights, bundled, demo, accuracy = proc.stdout.splitlines()
     assert package == str(target / "siamcli" / "__init__.py")
     assert weights == str(target / "siamcli" / "weights") and demo.startswith(str(target))
-    assert bundled == "['siamrpnban.pth', 'siamrpn.pth', 'siamban.pth']" and "nanotrack_v2" in accuracy
+    assert bundled == str([s.bundled for s in BUNDLED]) and "nanotrack_v2" in accuracy
     proc = subprocess.run([sys.executable, "-m", "siamcli", "track", "--demo", "--max-frames", "5", "-o", "d.csv"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "tracked 5 frames with siamrpnban" in proc.stderr and len((tmp_path / "d.csv").read_text().splitlines()) == 6
+    assert f"tracked 5 frames with {DEFAULT_MODEL}" in proc.stderr and len((tmp_path / "d.csv").read_text().splitlines()) == 6

@@ -41,6 +41,8 @@ __all__ = [
     "nanotrack_v1",
     "nanotrack_v2",
     "nanotrack_v3",
+    "nanotrack_v2v3",
+    "NanoTrackV2V3",
     "build_nanotrack",
     "build_nanotrack_from_config",
     "detect_nanotrack_version",
@@ -429,6 +431,42 @@ class NanoTrackV3(_NanoTrack):
         super().__init__(9, 96, _HeadV3())
 
 
+class NanoTrackV2V3(SiameseModel):
+    """NanoTrack v2 and v3 side by side on the same search patch, their maps averaged.
+
+    The two networks were trained apart on large tracking datasets and err on different frames;
+    their mean tracks better on the validation set than either alone (weights/README.md).
+    v2's 16x16 points start half a stride further out than v3's 15x15 ones (the point grid's
+    origin is ``-(side // 2) * stride``), so v2's map from its second row and column on lies on
+    v3's points exactly: that part of v2's score logits and box distances is averaged with v3's.
+    The state dict holds each network under ``v2.`` and ``v3.`` with its own published keys.
+    """
+
+    family = "ban"
+    channel_order = "bgr"
+    stride = STRIDE
+    exemplar_size = EXEMPLAR_SIZE
+    instance_size = INSTANCE_SIZE
+    version = "v2v3"
+    score_size = 15
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.v2 = NanoTrackV2()
+        self.v3 = NanoTrackV3()
+
+    def template_kernels(self, z: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return (self.v2.template_kernels(z), *self.v3.template_kernels(z))
+
+    def search(self, x: torch.Tensor, kernels: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        cls2, loc2 = self.v2.search(x, kernels[0])
+        cls3, loc3 = self.v3.search(x, tuple(kernels[1:]))
+        return (cls2[:, :, 1:, 1:] + cls3) * 0.5, (loc2[:, :, 1:, 1:] + loc3) * 0.5
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.search(x, self.template_kernels(z))
+
+
 _CLASSES = {"v1": NanoTrackV1, "v2": NanoTrackV2, "v3": NanoTrackV3}
 
 
@@ -459,6 +497,11 @@ def nanotrack_v2() -> NanoTrackV2:
 def nanotrack_v3() -> NanoTrackV3:
     """NanoTrack v3 (96-channel features, pixel-wise + depthwise correlation, 15x15 maps)."""
     return NanoTrackV3().eval()
+
+
+def nanotrack_v2v3() -> NanoTrackV2V3:
+    """NanoTrack v2 and v3 on one search patch, their maps averaged on v3's 15x15 points."""
+    return NanoTrackV2V3().eval()
 
 
 # ---------------------------------------------------------------------------
