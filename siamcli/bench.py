@@ -4,8 +4,8 @@
 over a video or an annotated sequence folder with its engine wrapped in a
 timer, and in the same run a baseline:
 
-* ``nanotrack_*``: OpenCV's own ``cv2.TrackerNano`` with the NanoTrack v2 ONNX
-  pair (the files OpenCV users have);
+* ``nanotrack_*``: OpenCV's own ``cv2.TrackerNano`` with a published NanoTrack v1 or v2
+  ONNX pair (the files OpenCV users have; OpenCV does not run v3's), named in the result;
 * every other model: a plain eager fp32 torch engine with one thread
   (``torch.set_num_threads(1)``, as the published demos run), restored after.
 
@@ -315,11 +315,12 @@ def bench(
     """
     from .api import build_tracker, resolve_spec, resolve_weights
 
+    baseline_pair = None  # the --baseline-onnx pair, checked before any frame
     if not onnx_files:
         spec = resolve_spec(model, config)
         weights = resolve_weights(spec, weights)
         if baseline_onnx:
-            check_baseline_onnx(spec, baseline_onnx, baseline)
+            baseline_pair = check_baseline_onnx(spec, baseline_onnx, baseline)
     frames, gt, count = open_source(source, max_frames)
     if count and count < 2:
         raise SiamcliError(f"{source} has {count} frame; the benchmark needs at least 2")
@@ -345,7 +346,7 @@ def bench(
                                          onnx_files=onnx_files, cuda_graphs=cuda_graphs, compile=compile)
     engine_ms = (time.perf_counter() - started) * 1000
     if onnx_files and baseline_onnx:
-        check_baseline_onnx(spec, baseline_onnx, baseline)
+        baseline_pair = check_baseline_onnx(spec, baseline_onnx, baseline)
     if onnx_files and weights is None and spec.bundled:
         # the model the ONNX files name (siamcli.api.onnx_spec): its bundled weights, for the baseline
         weights = resolve_weights(spec, None)
@@ -366,7 +367,7 @@ def bench(
         result["mean_iou"] = mean_iou(run["boxes"], gt)
 
     if baseline:
-        result["baseline"] = _baseline(spec, weights, config, frames, init_box, warmup, gt, baseline_onnx, count or None)
+        result["baseline"] = _baseline(spec, weights, config, frames, init_box, warmup, gt, baseline_pair, count or None)
         base_fps = result["baseline"].get("fps") or 0
         result["speedup"] = round(result["fps"] / base_fps, 2) if base_fps else None
     result["machine"] = _machine()
@@ -395,8 +396,9 @@ def _is_nanotrack(spec) -> bool:
 def check_baseline_onnx(spec, files: Sequence[PathLike], baseline: bool = True):
     """The :class:`~siamcli.engines.onnx_files.OnnxPair` of ``--baseline-onnx`` ``files``, refused
     when it cannot be the baseline of model ``spec``: no baseline is run (``baseline`` False), the
-    model's baseline is not cv2.TrackerNano, the files are no NanoTrack pair OpenCV runs, or they
-    belong to another NanoTrack version than the model benchmarked."""
+    model's baseline is not cv2.TrackerNano, or the files are no NanoTrack pair OpenCV runs (in the
+    wrong order, not ONNX, v3's). The pair may be of another NanoTrack version than the model
+    benchmarked (OpenCV's users run v2's): the baseline's name says which it is."""
     from .engines.onnx_files import read_pair
 
     if not baseline:
@@ -413,27 +415,24 @@ def check_baseline_onnx(spec, files: Sequence[PathLike], baseline: bool = True):
         raise SiamcliError(f"{pair.names}{belongs} give a {pair.score_size}x{pair.score_size} score map; "
                            f"cv2.TrackerNano runs the pairs of NanoTrack v1 and v2 ({NANO_SCORE_SIZE}x"
                            f"{NANO_SCORE_SIZE}): use --no-baseline")
-    if pair.nanotrack_model and spec.name.startswith("nanotrack_") and pair.nanotrack_model != spec.name:
-        raise SiamcliError(f"{pair.names} are {pair.nanotrack_model}'s published pair, not {spec.name}'s: the "
-                           "baseline would run other weights; give the pair of the model benchmarked")
     return pair
 
 
-def _baseline(spec, weights, config, frames, box, warmup, gt, baseline_onnx, limit) -> Dict[str, Any]:
+def _baseline(spec, weights, config, frames, box, warmup, gt, pair, limit) -> Dict[str, Any]:
+    """The baseline's run; ``pair``: the checked ``--baseline-onnx`` pair, or None."""
     if _is_nanotrack(spec):
-        if baseline_onnx:
-            pair = tuple(baseline_onnx)
-        else:
-            pair = find_nanotrack_pair(weights)
-            if not pair:
+        if pair is None:
+            found = find_nanotrack_pair(weights)
+            if not found:
                 return {"name": "cv2.TrackerNano", "skipped": "no NanoTrack backbone/head ONNX pair given "
                         "(--baseline-onnx BACKBONE HEAD, or put them next to the weights)"}
             try:
-                check_baseline_onnx(spec, pair)
+                pair = check_baseline_onnx(spec, found)
             except SiamcliError as exc:  # found, not given: the benchmark goes on without it
                 return {"name": "cv2.TrackerNano", "skipped": str(exc)}
-        out = run_opencv_nano(pair[0], pair[1], frames, box, warmup, max_frames=limit)
-        out["name"] = "cv2.TrackerNano (NanoTrack v2 ONNX pair)"
+        out = run_opencv_nano(*pair.paths, frames, box, warmup, max_frames=limit)
+        version = (pair.nanotrack_model or "").replace("nanotrack_", "NanoTrack ") or "NanoTrack"
+        out["name"] = f"cv2.TrackerNano ({version} ONNX pair)"
     else:
         import torch
 

@@ -349,10 +349,10 @@ def nano_weights(tmp_path) -> Path:
     return tmp_path / "nano.pth"
 
 
-@pytest.mark.parametrize("case", ["v3", "v1", "swapped", "garbage", "export", "no-baseline", "not-nanotrack"])
+@pytest.mark.parametrize("case", ["v3", "swapped", "garbage", "export", "no-baseline", "not-nanotrack"])
 def test_a_baseline_pair_that_cannot_be_the_baseline_is_one_line(tmp_path, frame_folder, pairs, nano_weights, case):
     (tmp_path / "garbage.onnx").write_bytes(b"\x08\x07garbage")
-    files = {"v3": pairs["v3"], "v1": pairs["v1"], "swapped": pairs["v2"][::-1], "no-baseline": pairs["v2"],
+    files = {"v3": pairs["v3"], "swapped": pairs["v2"][::-1], "no-baseline": pairs["v2"],
              "garbage": ("garbage.onnx", pairs["v2"][1]), "export": _export_pair(tmp_path / "exp"),
              "not-nanotrack": pairs["v2"]}[case]
     model = ("-m", "siamrpn") if case == "not-nanotrack" else ("-m", "nanotrack_v2", "-w", nano_weights)
@@ -363,8 +363,6 @@ def test_a_baseline_pair_that_cannot_be_the_baseline_is_one_line(tmp_path, frame
     message = {
         "v3": "v3/backbone.onnx and v3/head.onnx (nanotrack_v3's) give a 15x15 score map; cv2.TrackerNano runs the "
               "pairs of NanoTrack v1 and v2 (16x16): use --no-baseline",
-        "v1": "v1/backbone.onnx and v1/head.onnx are nanotrack_v1's published pair, not nanotrack_v2's: the baseline "
-              "would run other weights; give the pair of the model benchmarked",
         "swapped": "v2/head.onnx is a NanoTrack head and v2/backbone.onnx is a NanoTrack backbone: they are given in "
                    "the wrong order; give --baseline-onnx v2/backbone.onnx v2/head.onnx",
         "garbage": "garbage.onnx is not a valid ONNX model (",
