@@ -197,10 +197,20 @@ def build_model(name: str):
 
 def load_network(spec: ModelSpec, weights: PathLike):
     """The spec's network with ``weights`` loaded strictly; weights of another model are refused
-    naming the registered model they look like."""
-    from .models.checkpoint import load_weights
+    naming the registered model they look like, before the network is made (a config may describe
+    a network of any size)."""
+    import torch
 
-    return load_weights(build_network(spec, weights), weights, spec.name, guess=lambda state: guess_model(state, spec))
+    from .models.checkpoint import check_fit, load_weights, read_state_dict
+
+    def guess(state: Mapping[str, Any]) -> Optional[str]:
+        return guess_model(state, spec)
+
+    state = read_state_dict(weights)
+    with torch.device("meta"):  # the network's keys and shapes first: no memory for one that cannot fit
+        outline = build_network(spec, weights)
+    check_fit(outline, state, weights, spec.name, guess)
+    return load_weights(build_network(spec, weights), weights, spec.name, guess, state=state)
 
 
 def key_signature(spec: ModelSpec) -> Dict[str, tuple]:

@@ -55,6 +55,7 @@ def _quantized(t):
     ("quantized", _quantized, "a quantized tensor (quint8)"),
     ("complex", lambda t: t.to(torch.complex64), "of dtype complex64"),
     ("bool", lambda t: t > 0, "of dtype bool"),
+    ("expanded", lambda t: torch.zeros(1).expand(t.shape), "a view of 96 values over a storage of 4 bytes"),
 ])
 def test_a_tensor_that_is_not_dense_real_weights_is_refused_by_name(tmp_path, frame_folder, alex_state, kind,
                                                                     change, described):
@@ -117,6 +118,14 @@ def test_a_zip_bomb_checkpoint_is_refused_before_it_inflates(tmp_path, frame_fol
     line = line_of(err)
     assert line.startswith(f"siamcli: error: bomb.pth is not loaded: its {size:,} bytes inflate to ")
     assert line.endswith(f"(more than the {4 * size + (1 << 20):,} a checkpoint of this size may hold)")
+
+
+def test_an_expanded_view_of_a_billion_values_is_refused_before_it_is_made(tmp_path, frame_folder, alex_state):
+    torch.save({**alex_state, "spare": torch.zeros(1).expand(10 ** 9)}, tmp_path / "view.pth")
+    code, _, err = _track(tmp_path, frame_folder, "--init", BOX, *ALEX, "-w", "view.pth", *TORCH)
+    assert code == 2
+    assert line_of(err).startswith("siamcli: error: weights view.pth: tensor spare is a view of 1,000,000,000 values "
+                                   "over a storage of 4 bytes; ")
 
 
 def test_a_fifo_as_weights_is_refused_without_waiting_for_a_writer(tmp_path, frame_folder):
@@ -196,6 +205,17 @@ def test_a_config_too_large_or_a_fifo_is_refused_before_it_is_read(tmp_path, fra
                           timeout=120)
     assert code == 2
     assert line_of(err) == "siamcli: error: config file fifo.yaml is not a regular file (a pipe, socket or device)"
+
+
+def test_a_config_describing_a_huge_network_is_refused_before_the_network_is_made(tmp_path, frame_folder,
+                                                                                  alex_weights):
+    # 200,000 output channels: the RPN's kernels alone would take gigabytes
+    (tmp_path / "huge.yaml").write_text(ALEX_CONFIG.replace("    out_channels: 256", "    out_channels: 200000"))
+    code, _, err = _track(tmp_path, frame_folder, "--init", BOX, "--config", "huge.yaml", "-w", alex_weights, *TORCH)
+    assert code == 2
+    line = line_of(err)
+    assert line.startswith(f"siamcli: error: weights {alex_weights} do not fit model siamrpn_alex_dwxcorr: ")
+    assert "rpn_head.cls.conv_kernel.0.weight [256, 256, 3, 3] vs [200000, 256, 3, 3]" in line
 
 
 def test_a_config_with_aliases_within_the_bounds_tracks_as_its_plain_form(tmp_path, frame_folder, alex_weights):

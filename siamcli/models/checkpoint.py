@@ -94,9 +94,10 @@ INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8
 
 def _checked(path: Path, key: str, value: torch.Tensor) -> torch.Tensor:
     """``value`` as a network may load it, or a :class:`SiamcliError` naming ``key`` and what it is:
-    a sparse, quantized or meta tensor holds no dense weights to copy, and a complex, boolean or
-    8-bit float one would be cast to float32 quietly (the imaginary part dropped, the values
-    rounded to a few levels), giving boxes that look plausible and are wrong."""
+    a sparse, quantized or meta tensor holds no dense weights to copy, an expanded view stands for
+    more values than the file holds, and a complex, boolean or 8-bit float one would be cast to
+    float32 quietly (the imaginary part dropped, the values rounded to a few levels), giving boxes
+    that look plausible and are wrong."""
     what = None
     if value.layout != torch.strided:
         what = f"a sparse tensor ({str(value.layout).replace('torch.', '')})"
@@ -106,6 +107,10 @@ def _checked(path: Path, key: str, value: torch.Tensor) -> torch.Tensor:
         what = "a meta tensor, which holds no values"
     elif value.dtype not in FLOAT_DTYPES + INTEGER_DTYPES:
         what = f"of dtype {str(value.dtype).replace('torch.', '')}"
+    elif value.numel() * value.element_size() > value.untyped_storage().nbytes():
+        # an expanded view (stride 0): a few stored values standing for billions, each of which
+        # the checks and the load below would make real
+        what = f"a view of {value.numel():,} values over a storage of {value.untyped_storage().nbytes():,} bytes"
     if what is not None:
         raise SiamcliError(f"weights {path}: tensor {key} is {what}; a checkpoint holds dense float32 "
                            "(or float16/bfloat16) weights, as torch.save(model.state_dict(), path) writes them")
@@ -142,11 +147,13 @@ def mismatch_report(model: SiameseModel, state: Mapping[str, torch.Tensor]) -> O
     return "; ".join(parts) if parts else None
 
 
-def load_weights(model: SiameseModel, path: Union[str, Path], name: str,
-                 guess: Optional[Callable[[StateDict], Optional[str]]] = None) -> SiameseModel:
-    """Load checkpoint ``path`` into ``model`` (of model ``name``) strictly. ``guess`` names the
-    model a checkpoint that does not fit looks like (:func:`siamcli.catalog.guess_model`)."""
-    state = read_state_dict(path)
+def check_fit(model: SiameseModel, state: StateDict, path: Union[str, Path], name: str,
+              guess: Optional[Callable[[StateDict], Optional[str]]] = None) -> None:
+    """Refuse ``state`` (read from ``path``) unless it fits ``model`` (of model ``name``): the same
+    keys and shapes, floating-point weights where the network holds them. ``model`` may live on
+    the meta device (its shapes, no memory): a config describing a network far larger than its
+    checkpoint is refused before that network is made. ``guess`` names the model a checkpoint
+    that does not fit looks like (:func:`siamcli.catalog.guess_model`)."""
     report = mismatch_report(model, state)
     if report:
         like = guess(state) if guess is not None else None
@@ -159,7 +166,16 @@ def load_weights(model: SiameseModel, path: Union[str, Path], name: str,
             want = "floating-point weights" if expected[key].is_floating_point() else "an integer counter"
             raise SiamcliError(f"weights {path}: tensor {key} is of dtype {str(value.dtype).replace('torch.', '')}, "
                                f"where model {name} holds {want}; re-save the checkpoint with its float32 weights")
-    for key, value in expected.items():
+
+
+def load_weights(model: SiameseModel, path: Union[str, Path], name: str,
+                 guess: Optional[Callable[[StateDict], Optional[str]]] = None,
+                 state: Optional[StateDict] = None) -> SiameseModel:
+    """Load checkpoint ``path`` (``state``: its tensors, already read) into ``model`` (of model
+    ``name``) strictly, after :func:`check_fit`."""
+    state = read_state_dict(path) if state is None else dict(state)
+    check_fit(model, state, path, name, guess)
+    for key, value in model.state_dict().items():
         if key not in state:  # only num_batches_tracked can be missing here
             state[key] = value
     model.load_state_dict(state, strict=True)
