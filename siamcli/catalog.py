@@ -64,17 +64,26 @@ _BAN = TrackerParams(family="ban")
 _NANO = TrackerParams(family="ban", stride=16, base_size=7,
                       uncertain_threshold=0.98, lost_threshold=0.93, recover_threshold=0.998)
 
-# -- the bundled models: siamcli's own, weights in weights/ (trained by scripts/train_default.py) ----
-# Stride 16, RGB input, boxes relative to the current target size (one anchor of that shape for
-# SiamRPN). Trained on 255 px search crops, they track on 223 px ones (9x9 score map): faster, and
-# no less accurate on the validation set (weights/README.md). lr, aspect_lr, penalty_k and window
-# influence per model were chosen by scripts/tune_tracker.py, tracking ../shared/data/val from three
-# starts a sequence, never on the development sequences of ../shared/data/seqs. Their heads' aspect
-# predictions are noisy, so the box's aspect follows them at 0.01 (0.05 scored lower) and its scale
-# at lr. siamrpnban runs the SiamRPN and the SiamBAN heads together and answers as a SiamRPN
-# (siamcli.models.lite.LiteMixed).
-# Loss states: on the validation set the default scored under 0.5 on 1 % of the frames it was on the
-# target (IoU > 0.5) and on every frame it was off it (IoU < 0.1); under 0.8 on 5.5 % and under 0.9
+# -- the bundled models: weights in weights/ ------------------------------------------------------
+# NanoTrack v2 and v3 run their authors' published weights (Apache-2.0, weights/NOTICE), trained on
+# large tracking datasets. Their tracker settings are the authors' published ones (configv2.yaml,
+# configv3.yaml): a grid search on ../shared/data/val (4 starts a sequence) found no setting ahead of
+# them by more than neighbouring grid points differ (weights/README.md).
+# nanotrack_v2v3, the default, averages the two networks' maps (siamcli.models.nanotrack.NanoTrackV2V3):
+# on val it tracks better than either alone. Its score size is v3's. Its lr was chosen by the grid:
+# from v2's 0.385 up to 0.56 the mean over penalties rose by 0.017 (neighbouring points differ by
+# 0.004), then stayed flat to 0.7; penalty and window stay v2's, where the grid is flat.
+#
+# siamcli's own models (siamrpnban, siamrpn, siamban; trained by scripts/train_default.py): stride 16,
+# RGB input, boxes relative to the current target size (one anchor of that shape for SiamRPN). Trained
+# on 255 px search crops, they track on 223 px ones (9x9 score map): faster, and no less accurate on
+# the validation set (weights/README.md). lr, aspect_lr, penalty_k and window influence per model were
+# chosen by scripts/tune_tracker.py, tracking ../shared/data/val from three starts a sequence, never on
+# the development sequences of ../shared/data/seqs. Their heads' aspect predictions are noisy, so the
+# box's aspect follows them at 0.01 (0.05 scored lower) and its scale at lr. siamrpnban runs the SiamRPN
+# and the SiamBAN heads together and answers as a SiamRPN (siamcli.models.lite.LiteMixed).
+# Their loss states: on the validation set siamrpnban scored under 0.5 on 1 % of the frames it was on
+# the target (IoU > 0.5) and on every frame it was off it (IoU < 0.1); under 0.8 on 5.5 % and under 0.9
 # on 13 % of the on-target frames (weights/README.md).
 _LITE = TrackerParams(stride=16, base_size=2, instance_size=223, input_order="rgb", box_units="target",
                       anchor_ratios=(1.0,), anchor_scales=(1.0,),
@@ -82,12 +91,9 @@ _LITE = TrackerParams(stride=16, base_size=2, instance_size=223, input_order="rg
                       uncertain_threshold=0.8, lost_threshold=0.5)
 BUNDLED = (
     ModelSpec("nanotrack_v2v3", "nanotrack_v2v3",
-              replace(_NANO, base_size=6, window_influence=0.490, penalty_k=0.150, lr=0.385),
+              replace(_NANO, base_size=6, window_influence=0.490, penalty_k=0.150, lr=0.56),
               "NanoTrack v2 and v3 together, their maps averaged (their authors' published weights)",
               builder="nanotrack:nanotrack_v2v3", bundled="nanotrackv2v3.pth"),
-    # NanoTrack's published weights (Apache-2.0, weights/NOTICE), trained by their authors on large
-    # tracking datasets; the tracker settings are the authors' published ones (configv2.yaml,
-    # configv3.yaml), which a grid search on ../shared/data/val did not beat (weights/README.md).
     ModelSpec("nanotrack_v3", "nanotrack_v3",
               replace(_NANO, base_size=6, window_influence=0.455, penalty_k=0.138, lr=0.348),
               "NanoTrack v3, its authors' published weights", builder="nanotrack:nanotrack_v3",
@@ -97,15 +103,15 @@ BUNDLED = (
               builder="nanotrack:nanotrack_v2", bundled="nanotrackv2.pth"),
     ModelSpec("siamrpnban", "siamrpnban_lite0x1",
               replace(_LITE, family="rpn", lr=0.4, aspect_lr=0.01, penalty_k=0.15, window_influence=0.3),
-              "siamcli's own SiamRPN and SiamBAN heads together, EfficientNet-Lite0 (bundled weights, the default)",
+              "siamcli's own SiamRPN and SiamBAN heads together, EfficientNet-Lite0 (trained by siamcli)",
               builder="lite:siamrpnban_lite0x1", bundled="siamrpnban.pth"),
     ModelSpec("siamrpn", "siamrpn_lite0x1",
               replace(_LITE, family="rpn", lr=0.4, aspect_lr=0.01, penalty_k=0.15, window_influence=0.3),
-              "siamcli's own SiamRPN, EfficientNet-Lite0 (bundled weights)",
+              "siamcli's own SiamRPN, EfficientNet-Lite0 (trained by siamcli)",
               builder="lite:siamrpn_lite0x1", bundled="siamrpn.pth"),
     ModelSpec("siamban", "siamban_lite0x1",
               replace(_LITE, family="ban", lr=0.4, aspect_lr=0.01, penalty_k=0.05, window_influence=0.3),
-              "siamcli's own SiamBAN, EfficientNet-Lite0 (bundled weights)",
+              "siamcli's own SiamBAN, EfficientNet-Lite0 (trained by siamcli)",
               builder="lite:siamban_lite0x1", bundled="siamban.pth"),
 )
 
@@ -140,7 +146,8 @@ PUBLISHED = (
 MODELS: Dict[str, ModelSpec] = {s.name: s for s in (*BUNDLED, *PUBLISHED)}
 
 
-#: the model used when none is named: the most accurate of the bundled models (weights/README.md)
+#: the model used when none is named: the bundled model that tracks ../shared/data/val best among those
+#: that run at 100 fps or more on two cores (weights/README.md)
 DEFAULT_MODEL = "nanotrack_v2v3"
 
 
