@@ -367,7 +367,8 @@ def bench(
         result["mean_iou"] = mean_iou(run["boxes"], gt)
 
     if baseline:
-        result["baseline"] = _baseline(spec, weights, config, frames, init_box, warmup, gt, baseline_pair, count or None)
+        result["baseline"] = _baseline(spec, weights, config, frames, init_box, warmup, gt, baseline_pair,
+                                       count or None)
         base_fps = result["baseline"].get("fps") or 0
         result["speedup"] = round(result["fps"] / base_fps, 2) if base_fps else None
     result["machine"] = _machine()

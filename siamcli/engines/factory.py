@@ -144,8 +144,8 @@ def onnx_engine_from_files(files: Union[Sequence[PathLike], Any], device: Option
     except SiamcliError as exc:  # checked as ONNX, refused by onnxruntime (an operator it lacks, say)
         raise SiamcliError(f"{pair.names}: {exc}") from None
     if precision in ("fp32", "int8") and engine.precision != precision:
-        raise SiamcliError(f"{pair.second.path} runs in {engine.precision}, not {precision}"
-                           + ("; write an int8 search graph with `siamcli export --int8`" if precision == "int8" else ""))
+        fix = "; write an int8 search graph with `siamcli export --int8`" if precision == "int8" else ""
+        raise SiamcliError(f"{pair.second.path} runs in {engine.precision}, not {precision}{fix}")
     return engine
 
 

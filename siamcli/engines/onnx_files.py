@@ -201,8 +201,8 @@ def _check_nanotrack(backbone: OnnxGraph, head: OnnxGraph) -> None:
     taken = [_dim(shape, 1) for _, shape in head.inputs]
     if isinstance(features, int) and any(isinstance(c, int) and c != features for c in taken):
         raise SiamcliError(f"{backbone.path} gives {features}-channel features and {head.path} takes "
-                           f"{'/'.join(sorted({str(c) for c in taken}))}-channel ones: the backbone and head of two different "
-                           "NanoTrack pairs")
+                           f"{'/'.join(sorted({str(c) for c in taken}))}-channel ones: the backbone and head of two "
+                           "different NanoTrack pairs")
 
 
 def _shapes_fit(made: Shape, taken: Shape) -> bool:

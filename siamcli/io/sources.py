@@ -274,7 +274,8 @@ def open_camera(camera: str, warmup: int = 60) -> VideoSource:
     if text.isdigit():
         return VideoSource(int(text), live=True, warmup=warmup)
     if "://" not in text and not Path(text).exists():
-        raise SiamcliError(f"camera {quoted(text)} not found: give a device index (0, 1, ...), a stream URL or a video file")
+        raise SiamcliError(f"camera {quoted(text)} not found: give a device index (0, 1, ...), a stream URL or a "
+                           "video file")
     return VideoSource(text, live=True, warmup=warmup)
 
 

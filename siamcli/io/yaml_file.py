@@ -54,7 +54,7 @@ class _BoundedLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
-        if id(node) not in self._sizes:  # a new node (an alias returns the node it names, counted before)
+        if id(node) not in self._sizes:  # met for the first time (an alias returns the node it names, counted before)
             if isinstance(node, yaml.MappingNode):
                 children = [part for pair in node.value for part in pair]
             elif isinstance(node, yaml.SequenceNode):
