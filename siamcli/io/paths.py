@@ -104,7 +104,7 @@ def _size(count: int) -> str:
     """A byte count in words: ``64 MiB``, ``512 KiB``."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if count >= 1 << shift:
-            return f"{count / (1 << shift):.3g} {unit}"
+            return f"{count / (1 << shift):.4g} {unit}"
     return f"{count} bytes"
 
 
