@@ -57,13 +57,15 @@ def checkpoint_source(spec: ModelSpec, weights: PathLike):
     these weights needs neither the network nor torch."""
     from .engines import startup_cache
     from .engines.factory import NetworkSource
+    from .io.checkpoint_file import check_checkpoint_file
 
     def load() -> Any:
         return load_network(spec, weights)
 
+    check_checkpoint_file(weights)  # before the cache key reads it whole: a FIFO, a device, a zip bomb
     p = spec.params
     try:
-        key = startup_cache.model_key(spec.name, spec.architecture, spec.config, weights, p.exemplar_size,
+        key = startup_cache.model_key(spec.name, spec.architecture, spec.network_config, weights, p.exemplar_size,
                                       p.instance_size)
     except OSError:
         key = None  # unreadable weights: the load explains
@@ -123,11 +125,17 @@ def build_tracker(
         if compile or cuda_graphs:
             raise SiamcliError(f"--{'compile' if compile else 'cuda-graphs'} applies to the torch engine; "
                                "drop it, or drop --onnx")
-        from .engines.onnx_engine import OnnxPairEngine
+        if weights is not None:
+            raise SiamcliError("--onnx runs the weights inside the two ONNX files: drop --weights, or drop --onnx "
+                               "to run the checkpoint")
+        from .engines.onnx_files import read_pair
 
-        runner = onnx_engine_from_files(onnx_files, device=device, threads=threads, precision=precision or "auto")
-        spec = onnx_spec(runner.metadata, isinstance(runner, OnnxPairEngine), model, config, onnx_files)
-        return BuiltTracker(SiameseTracker(runner, spec.params.tuned(**(settings or {}))), spec, None)
+        pair = read_pair(onnx_files)  # both files read and checked as a pair before anything runs
+        spec = onnx_spec(pair, model, config)
+        params = spec.params.tuned(**(settings or {}))
+        pair.check_sizes(spec.name, params.exemplar_size, params.instance_size, params.score_size)
+        runner = onnx_engine_from_files(pair, device=device, threads=threads, precision=precision or "auto")
+        return BuiltTracker(SiameseTracker(runner, params), spec, None)
     spec = resolve_spec(model, config)
     params = spec.params.tuned(**(settings or {}))
     source = checkpoint_source(spec, resolve_weights(spec, weights))
@@ -146,32 +154,44 @@ def create_engine(model: str, weights: Optional[PathLike] = None, **options: Any
     return make_engine(checkpoint_source(spec, resolve_weights(spec, weights)), **options)
 
 
-def onnx_spec(labels: Mapping[str, str], nanotrack_pair: bool, model: Optional[str], config: Optional[PathLike],
-              files: Sequence[PathLike]) -> ModelSpec:
-    """The model whose tracker settings run ONNX ``files``: the one their metadata ``labels`` name
-    (``siamcli export`` records it), checked against ``model`` / ``config`` when given.
+def onnx_spec(pair: Any, model: Optional[str], config: Optional[PathLike]) -> ModelSpec:
+    """The model whose tracker settings run the ONNX ``pair``
+    (:class:`~siamcli.engines.onnx_files.OnnxPair`): the one their metadata name (``siamcli export``
+    records it) or, for NanoTrack's published pair, the NanoTrack version they belong to, checked
+    against ``model`` / ``config`` when given.
 
     The graphs of one network run with the settings of another give boxes that look plausible
     and are wrong, so a mismatch is refused rather than run.
     """
     from .engines.onnx_engine import ARCHITECTURE_KEY, MODEL_KEY
 
+    labels = pair.metadata
     recorded, architecture = labels.get(MODEL_KEY), labels.get(ARCHITECTURE_KEY)
-    names = " and ".join(str(f) for f in files)
+    names = pair.names
+    nanotrack = pair.kind == "nanotrack"
+    belongs = pair.nanotrack_model
     if model or config:
         spec = resolve_spec(model, config)
         if recorded and architecture and architecture != spec.architecture:
             fix = f"-m {recorded}" if recorded in MODELS else "the --config they were exported with"
             raise SiamcliError(f"{names} were exported from model {recorded}, not {spec.name}: run them with {fix}")
+        if nanotrack and not spec.architecture.startswith("nanotrack"):
+            raise SiamcliError(f"{names} are NanoTrack's published backbone and head"
+                               + (f" ({belongs})" if belongs else "")
+                               + f", not files of {spec.name}: run them with -m {belongs or 'nanotrack_v2'}")
+        if nanotrack and belongs and spec.name in MODELS and spec.name != belongs:
+            raise SiamcliError(f"{names} are the published backbone and head of {belongs}, not of {spec.name}: "
+                               f"run them with -m {belongs}")
         return spec
     if recorded:
         if recorded not in MODELS:
             raise SiamcliError(f"{names} were exported from {recorded}, a model built from a config: "
                                "add the --config they were exported with")
         return get_spec(recorded)
-    if nanotrack_pair:
+    if nanotrack:
         raise SiamcliError(f"{names} name no model (NanoTrack's published backbone and head carry none): "
-                           "add `-m nanotrack_v2` (or the NanoTrack version they belong to)")
+                           + (f"add `-m {belongs}`, the version they belong to" if belongs else
+                              "add `-m nanotrack_v2` (or the NanoTrack version they belong to)"))
     raise SiamcliError(f"{names} name no model in their metadata: add -m with the model they were exported from")
 
 

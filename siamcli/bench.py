@@ -4,13 +4,11 @@
 over a video or an annotated sequence folder with its engine wrapped in a
 timer, and in the same run a baseline:
 
-* ``nanotrack_*``, and any model with ``vs_opencv``: OpenCV's own ``cv2.TrackerNano``
-  with the NanoTrack v2 ONNX pair (the files OpenCV users have);
+* ``nanotrack_*``, and any model with ``vs_opencv``: OpenCV's own ``cv2.TrackerNano`` with a
+  published NanoTrack v1 or v2 ONNX pair (the files OpenCV users have; OpenCV does not run v3's),
+  named in the result;
 * every other model: a plain eager fp32 torch engine with one thread
   (``torch.set_num_threads(1)``, as the published demos run), restored after.
-
-With several ``rounds`` the tracker and its baseline run alternately over the same frames, and
-the medians over the rounds are reported.
 
 Stage times are medians over the frames after ``warmup``; ``fps`` is frames
 over the wall time of the whole loop (decode to write). With annotated
@@ -39,6 +37,11 @@ from .tracking.tracker import TrackResult
 PathLike = Union[str, Path]
 STAGES = ("decode", "crop", "network", "post", "write")
 NANOTRACK_PAIR = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
+#: updates left out of the medians unless ``--warmup`` says otherwise (oneDNN and onnxruntime
+#: prepare their kernels on the first calls)
+WARMUP = 2
+#: the score map cv2.TrackerNano reads: the published NanoTrack v1 and v2 pairs' (v3's is 15x15)
+NANO_SCORE_SIZE = 16
 
 
 class TimedEngine:
@@ -179,6 +182,9 @@ def _loop(frames: Callable[[], Iterable[np.ndarray]], box: Sequence[float], trac
             source.close()
     if not boxes:
         raise SiamcliError("the source has no frames")
+    if not times["total"]:  # a source shorter than its header said: nothing measured is no measurement
+        raise SiamcliError(f"no frame was timed: {count} update{'s' if count != 1 else ''} after the first frame, "
+                           f"{warmup} left out as warm-up; use fewer --warmup frames or a longer source")
     elapsed = time.perf_counter() - timed_from
     timed_count = max(count - warmup, 0)
     # each frame's share of time spent outside the network (decode, crop, post, write), median
@@ -291,7 +297,7 @@ def bench(
     compile: bool = False,
     init_box: Optional[Sequence[float]] = None,
     max_frames: Optional[int] = None,
-    warmup: int = 2,
+    warmup: Optional[int] = None,
     baseline: bool = True,
     baseline_onnx: Optional[Sequence[PathLike]] = None,
     preload: bool = False,
@@ -307,11 +313,13 @@ def bench(
     chosen automatically), and ``baseline`` with the same figures plus
     ``speedup`` (fps / baseline fps). ``preload`` decodes every frame into memory before
     either run, so that fps counts from decoded frames (``max_frames`` bounds the memory).
+    ``warmup``: updates left out of the medians (:func:`warmup_frames`; None: up to
+    :data:`WARMUP`, leaving at least one update timed).
 
     ``rounds`` runs the tracker and its baseline that many times, alternately, over the same frames,
     so that a slow spell of a shared machine hits both alike: the stage times and fps are then the
     medians over the rounds (``rounds_fps`` lists each round's). ``vs_opencv`` takes OpenCV's
-    ``cv2.TrackerNano`` as the baseline whatever the model (its NanoTrack v2 ONNX pair from
+    ``cv2.TrackerNano`` as the baseline whatever the model (its NanoTrack ONNX pair from
     ``baseline_onnx``, or beside ``weights``).
     """
     from .api import build_tracker, resolve_spec, resolve_weights
@@ -320,22 +328,38 @@ def bench(
         raise SiamcliError(f"rounds must be at least 1, got {rounds}")
     if vs_opencv and not baseline:
         raise SiamcliError("--vs-opencv runs OpenCV's TrackerNano as the baseline: drop --no-baseline")
+    baseline_pair = None  # the --baseline-onnx pair, checked before any frame
     if not onnx_files:
-        weights = resolve_weights(resolve_spec(model, config), weights)
+        spec = resolve_spec(model, config)
+        weights = resolve_weights(spec, weights)
+        if baseline_onnx:
+            baseline_pair = check_baseline_onnx(spec, baseline_onnx, baseline, vs_opencv)
     frames, gt, count = bench_source(source, max_frames)
     if count and count < 2:
         raise SiamcliError(f"{source} has {count} frame; the benchmark needs at least 2")
+    warmup = warmup_frames(count, warmup)
     if preload:
         with frames() as src:
             decoded = [frame for _, frame in zip(range(count or 1 << 62), src)]
         frames = lambda: decoded  # noqa: E731 - the same frames, from memory
     if init_box is None:
-        init_box = tuple(float(v) for v in gt[0]) if gt is not None else _centred_box(frames)
+        if gt is not None:
+            init_box = tuple(float(v) for v in gt[0])
+        else:
+            source_frames = frames()
+            try:
+                init_box = default_box(next(iter(source_frames)).shape)
+            finally:
+                if isinstance(source_frames, FrameSource):
+                    source_frames.close()
     started = time.perf_counter()
-    tracker, spec, probe = build_tracker(model=model, config=config, weights=weights, device=device, engine=engine,
-                                         precision=precision, threads=threads, onnx_files=onnx_files,
-                                         cuda_graphs=cuda_graphs, compile=compile)
+    # with --onnx the files hold the tracked network's weights, and --weights those of the baseline
+    tracker, spec, probe = build_tracker(model=model, config=config, weights=None if onnx_files else weights,
+                                         device=device, engine=engine, precision=precision, threads=threads,
+                                         onnx_files=onnx_files, cuda_graphs=cuda_graphs, compile=compile)
     engine_ms = (time.perf_counter() - started) * 1000
+    if onnx_files and baseline_onnx:
+        baseline_pair = check_baseline_onnx(spec, baseline_onnx, baseline, vs_opencv)
     if onnx_files and weights is None and spec.bundled:
         # the model the ONNX files name (siamcli.api.onnx_spec): its bundled weights, for the baseline
         weights = resolve_weights(spec, None)
@@ -349,7 +373,7 @@ def bench(
         result["probe_ms"] = probe.ms
         # auto's choice measured by an earlier start on this machine (siamcli.engines.startup_cache)
         result["probe_remembered"] = probe.remembered
-    other = _baseline(spec, weights, baseline_onnx, vs_opencv) if baseline else None
+    other = _baseline(spec, weights, baseline_pair, vs_opencv) if baseline else None
     limit = count or None
     runs, base_runs = [], []
     for _ in range(rounds):  # alternated, so that the machine's slow spells hit both alike
@@ -370,21 +394,50 @@ def bench(
     return result
 
 
-def _baseline_result(name: str, runs: List[Dict[str, Any]], gt: Optional[np.ndarray]) -> Dict[str, Any]:
-    out = {"name": name, **_over_rounds(runs)}
-    boxes = out.pop("boxes")
-    if gt is not None:
-        out["mean_iou"] = mean_iou(boxes, gt)
-    return out
+def warmup_frames(count: int, warmup: Optional[int]) -> int:
+    """The updates left out of the medians when ``count`` frames are used (0: unknown): ``warmup``
+    as asked, refused when it leaves no update to time (the first frame starts the tracker, every
+    later one is an update); None: :data:`WARMUP`, or fewer on a short source."""
+    updates = count - 1 if count else None
+    if warmup is None:
+        return WARMUP if updates is None else max(0, min(WARMUP, updates - 1))
+    if updates is not None and warmup >= updates:
+        fewer = f"use --warmup {updates - 1} or less, or " if updates > 1 else ""
+        raise SiamcliError(f"--warmup {warmup} leaves no frame to time: of the {count} frames used, the first starts "
+                           f"the tracker and {updates} {'is an update' if updates == 1 else 'are updates'}; "
+                           f"{fewer}more frames with -n")
+    return warmup
 
 
-def _centred_box(frames: Callable[[], Iterable[np.ndarray]]) -> Tuple[float, float, float, float]:
-    source_frames = frames()
-    try:
-        return default_box(next(iter(source_frames)).shape)
-    finally:
-        if isinstance(source_frames, FrameSource):
-            source_frames.close()
+def _is_nanotrack(spec) -> bool:
+    return spec.architecture.startswith("nanotrack") or spec.name.startswith("nanotrack")
+
+
+def check_baseline_onnx(spec, files: Sequence[PathLike], baseline: bool = True, vs_opencv: bool = False):
+    """The :class:`~siamcli.engines.onnx_files.OnnxPair` of ``--baseline-onnx`` ``files``, refused
+    when it cannot be the baseline of model ``spec``: no baseline is run (``baseline`` False), the
+    model's baseline is not cv2.TrackerNano, or the files are no NanoTrack pair OpenCV runs (in the
+    wrong order, not ONNX, v3's). The pair may be of another NanoTrack version than the model
+    benchmarked (OpenCV's users run v2's): the baseline's name says which it is. With ``vs_opencv``
+    cv2.TrackerNano is the baseline of any model."""
+    from .engines.onnx_files import read_pair
+
+    if not baseline:
+        raise SiamcliError("--baseline-onnx gives the baseline's files, and --no-baseline runs none: drop one of them")
+    if not _is_nanotrack(spec) and not vs_opencv:
+        raise SiamcliError(f"--baseline-onnx gives the NanoTrack pair of cv2.TrackerNano, the baseline of NanoTrack "
+                           f"models (or of any with --vs-opencv); the baseline of {spec.name} is torch eager on its "
+                           "--weights: drop --baseline-onnx")
+    pair = read_pair(files, "--baseline-onnx")
+    if pair.kind != "nanotrack":
+        raise SiamcliError(f"{pair.names} are the graphs of a `siamcli export`; --baseline-onnx takes NanoTrack's "
+                           "published backbone.onnx and head.onnx, which cv2.TrackerNano loads")
+    if pair.score_size != NANO_SCORE_SIZE:
+        belongs = f" ({pair.nanotrack_model}'s)" if pair.nanotrack_model else ""
+        raise SiamcliError(f"{pair.names}{belongs} give a {pair.score_size}x{pair.score_size} score map; "
+                           f"cv2.TrackerNano runs the pairs of NanoTrack v1 and v2 ({NANO_SCORE_SIZE}x"
+                           f"{NANO_SCORE_SIZE}): use --no-baseline")
+    return pair
 
 
 def _over_rounds(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -407,19 +460,33 @@ def _over_rounds(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     return out
 
 
-def _baseline(spec, weights, baseline_onnx, vs_opencv) -> Dict[str, Any]:
-    """The baseline's name and how to run it (``run(frames, box, warmup, limit)``), or why it is skipped."""
-    if vs_opencv or spec.architecture.startswith("nanotrack") or spec.name.startswith("nanotrack"):
-        name = "cv2.TrackerNano (NanoTrack v2 ONNX pair)"
-        pair = tuple(baseline_onnx) if baseline_onnx else find_nanotrack_pair(weights)
-        if not pair:
+def _baseline_result(name: str, runs: List[Dict[str, Any]], gt: Optional[np.ndarray]) -> Dict[str, Any]:
+    out = {"name": name, **_over_rounds(runs)}
+    boxes = out.pop("boxes")
+    if gt is not None:
+        out["mean_iou"] = mean_iou(boxes, gt)
+    return out
+
+
+def _baseline(spec, weights, pair, vs_opencv) -> Dict[str, Any]:
+    """The baseline's name and how to run it (``run(frames, box, warmup, limit)``), or why it is
+    skipped; ``pair``: the checked ``--baseline-onnx`` pair, or None."""
+    if _is_nanotrack(spec) or vs_opencv:
+        if pair is None:
+            found = find_nanotrack_pair(weights)
             fix = "--baseline-onnx BACKBONE HEAD, or put them next to the weights"
-            if vs_opencv:
-                raise SiamcliError(f"--vs-opencv needs NanoTrack v2's ONNX pair, the files cv2.TrackerNano loads: "
-                                   f"{fix}")
-            return {"name": "cv2.TrackerNano", "skipped": f"no NanoTrack backbone/head ONNX pair given ({fix})"}
-        return {"name": name, "run": lambda frames, box, warmup, limit: run_opencv_nano(pair[0], pair[1], frames, box,
-                                                                                        warmup, max_frames=limit)}
+            if not found and vs_opencv:
+                raise SiamcliError(f"--vs-opencv needs a NanoTrack ONNX pair, the files cv2.TrackerNano loads: {fix}")
+            if not found:
+                return {"name": "cv2.TrackerNano", "skipped": f"no NanoTrack backbone/head ONNX pair given ({fix})"}
+            try:
+                pair = check_baseline_onnx(spec, found, vs_opencv=vs_opencv)
+            except SiamcliError as exc:  # found, not given: the benchmark goes on without it
+                return {"name": "cv2.TrackerNano", "skipped": str(exc)}
+        version = (pair.nanotrack_model or "").replace("nanotrack_", "NanoTrack ") or "NanoTrack"
+        return {"name": f"cv2.TrackerNano ({version} ONNX pair)",
+                "run": lambda frames, box, warmup, limit: run_opencv_nano(*pair.paths, frames, box, warmup,
+                                                                          max_frames=limit)}
     name = "torch eager fp32, 1 thread"
     if weights is None:
         return {"name": name, "skipped": "no .pth weights for the torch baseline"}

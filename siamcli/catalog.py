@@ -13,12 +13,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
-import yaml
-
-from .errors import SiamcliError
+from .errors import SiamcliError, quoted
+from .io.paths import exists
+from .io.yaml_file import read_yaml
 from .tracking.params import TrackerParams
 
 PathLike = Union[str, Path]
+
+
+#: the sections of a pysot / SiamBAN / NanoTrack config.yaml that describe the network (the
+#: builders in :mod:`siamcli.models` read no others; ``TRACK`` holds the tracker's settings)
+NETWORK_SECTIONS = ("META_ARC", "BACKBONE", "ADJUST", "RPN", "BAN", "MASK", "REFINE", "ANCHOR", "POINT")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,14 @@ class ModelSpec:
     def family(self) -> str:
         """``"rpn"`` (anchors) or ``"ban"`` (points): how the head's outputs are read."""
         return self.params.family
+
+    @property
+    def network_config(self) -> Optional[Dict[str, Any]]:
+        """The sections of ``config`` the network is built from (:data:`NETWORK_SECTIONS`), what an
+        export of it depends on besides its weights; None for a model without a config."""
+        if self.config is None:
+            return None
+        return {name: self.config[name] for name in NETWORK_SECTIONS if name in self.config}
 
 
 _RPN = TrackerParams(family="rpn")
@@ -176,7 +189,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise SiamcliError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+        raise SiamcliError(f"unknown model {quoted(name)}; known models: {', '.join(MODELS)}") from None
 
 
 def build_network(spec: ModelSpec, weights: Optional[PathLike] = None):
@@ -214,10 +227,20 @@ def build_model(name: str):
 
 def load_network(spec: ModelSpec, weights: PathLike):
     """The spec's network with ``weights`` loaded strictly; weights of another model are refused
-    naming the registered model they look like."""
-    from .models.checkpoint import load_weights
+    naming the registered model they look like, before the network is made (a config may describe
+    a network of any size)."""
+    import torch
 
-    return load_weights(build_network(spec, weights), weights, spec.name, guess=lambda state: guess_model(state, spec))
+    from .models.checkpoint import check_fit, load_weights, read_state_dict
+
+    def guess(state: Mapping[str, Any]) -> Optional[str]:
+        return guess_model(state, spec)
+
+    state = read_state_dict(weights)
+    with torch.device("meta"):  # the network's keys and shapes first: no memory for one that cannot fit
+        outline = build_network(spec, weights)
+    check_fit(outline, state, weights, spec.name, guess)
+    return load_weights(build_network(spec, weights), weights, spec.name, guess, state=state)
 
 
 def key_signature(spec: ModelSpec) -> Dict[str, tuple]:
@@ -247,14 +270,12 @@ def guess_model(state: Mapping[str, Any], exclude: Optional[ModelSpec] = None) -
 
 
 def read_config(path: Union[str, Path]) -> Dict[str, Any]:
-    """Parse a config.yaml into a dict; bad files raise :class:`SiamcliError`."""
+    """Parse a config.yaml into a dict; bad files (too large, too deep, alias bombs, not YAML)
+    raise :class:`SiamcliError` (:func:`siamcli.io.yaml_file.read_yaml`)."""
     path = Path(path)
-    if not path.is_file():
+    if not exists(path):
         raise SiamcliError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SiamcliError(f"{path} is not a valid YAML file ({type(exc).__name__})") from None
+    data = read_yaml(path, "config file")
     if not isinstance(data, dict):
         raise SiamcliError(f"{path} is not a tracker config (expected a YAML mapping)")
     return data
@@ -282,7 +303,7 @@ def spec_from_config(path: Union[str, Path]) -> ModelSpec:
         )
     if tracker_type and tracker_type not in ("SiamRPNTracker", "SiamBANTracker", "NanoTracker"):
         raise SiamcliError(
-            f"{path}: tracker type {tracker_type!r} is not supported "
+            f"{path}: tracker type {quoted(tracker_type)} is not supported "
             "(supported: SiamRPNTracker, SiamBANTracker, NanoTracker)"
         )
     point_stride = int(_section(cfg, "POINT").get("STRIDE", 8))

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .cli_options import (BUNDLED_TEXT, QUIET, aspect_lr_option, box_format_option, device_option, max_frames_option,
                           model_options, runtime_options)
-from .errors import SiamcliError
+from .errors import SiamcliError, quoted
 from .progress import progress_display
 
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -335,7 +335,7 @@ def _compare_trackers(entries, device, runtime):
             out.append(_recorded(spec, tracker, None, runtime.get("onnx_files")))
         else:
             raise SiamcliError(f"--compare takes an OpenCV baseline ({', '.join(BASELINES)}), MODEL=WEIGHTS "
-                               f"or a bundled model ({BUNDLED_TEXT}), got {entry!r}")
+                               f"or a bundled model ({BUNDLED_TEXT}), got {quoted(entry)}")
     return out
 
 

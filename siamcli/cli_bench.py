@@ -95,12 +95,12 @@ def _pct(value) -> str:
 @click.option("--init", "init_box", metavar="X,Y,W,H",
               help="First box for an unannotated video (default: the ground truth, or a centred box).")
 @click.option("-n", "--frames", "max_frames", type=click.IntRange(min=2), default=None, help="Use at most N frames.")
-@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Frames left out of the medians.")
+@click.option("--warmup", type=click.IntRange(min=0), default=None,
+              help="Updates left out of the medians (default 2, fewer on a short source: at least one is timed).")
 @click.option("--no-baseline", is_flag=True, help="Skip the baseline run.")
-@click.option("--baseline-onnx", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,
-              metavar="BACKBONE HEAD", help="NanoTrack ONNX pair for the cv2.TrackerNano baseline "
-                                            "(default: next to --weights).")
+@click.option("--baseline-onnx", nargs=2, type=click.Path(dir_okay=False), default=None,
+              metavar="BACKBONE HEAD", help="NanoTrack v1/v2 ONNX pair for the cv2.TrackerNano baseline of NanoTrack "
+                                            "models, or of any model with --vs-opencv (default: next to --weights).")
 @click.option("--preload", is_flag=True,
               help="Decode every frame into memory first: fps then counts from decoded frames (decode stage ~0).")
 @click.option("--vs-opencv", is_flag=True,

@@ -35,4 +35,6 @@ def cache_cmd(clear: bool) -> None:
         threads = entry.get("threads")
         table.add_row(str(entry.get("model")), str(entry.get("device", "auto")),
                       "default" if threads is None else str(threads), str(entry.get("choice")), probe)
+    if info["unreadable"]:
+        table.caption = f"{info['unreadable']}: passed over, measured again at the next start"
     Console().print(table)

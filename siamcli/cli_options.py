@@ -8,6 +8,7 @@ from typing import Callable, Optional
 import click
 
 from .catalog import BUNDLED_MODELS, DEFAULT_MODEL
+from .errors import quoted
 from .engines.choices import ENGINES, PRECISIONS
 from .io.writers import FORMATS
 
@@ -35,7 +36,7 @@ class ThreadCount(click.ParamType):
             try:
                 count = int(str(value).strip())
             except ValueError:
-                self.fail(f"{value!r} is not a whole number", param, ctx)
+                self.fail(f"{quoted(value)} is not a whole number", param, ctx)
         cores = usable_cores()
         if not 1 <= count <= cores:
             self.fail(f"{count} is not between 1 and {cores} (the cores siamcli may use here)", param, ctx)

@@ -1,4 +1,5 @@
-"""The one exception type for problems a user can cause (bad file, box, checkpoint, stream)."""
+"""The one exception type for problems a user can cause (bad file, box, checkpoint, stream), and
+how its messages quote what the user gave."""
 
 
 class SiamcliError(Exception):
@@ -6,6 +7,22 @@ class SiamcliError(Exception):
 
     Messages name the file or value at fault and, where there is one, the fix.
     """
+
+
+#: the most characters of a user's value a message repeats: a box file of one 50 MB line, or a
+#: setting pasted by mistake, is named by its start and its length, never echoed whole
+QUOTE_LIMIT = 60
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` as a message quotes it: its ``repr``, cut after ``limit`` characters with its
+    length said (``'1,2,3,4,5,...'... (52428800 characters)``)."""
+    if isinstance(value, (str, bytes)):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value)} {'characters' if isinstance(value, str) else 'bytes'})"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 #: what to do when the cv2 module is missing: OpenCV comes through one of two extras, as its

@@ -15,6 +15,7 @@ import numpy as np
 
 from .engines.onnx_engine import make_session
 from .engines.onnx_export import export_onnx_bytes, label_graph
+from .engines.onnx_files import read_pair
 from .engines.quantize import calibration_feeds, quantize_search
 from .errors import SiamcliError
 from .io.files import write_file_atomically
@@ -99,14 +100,14 @@ def write_int8_search(template: Path, search: Path, params, source: str, count: 
     """Quantize ``search`` (an exported search graph), calibrated on ``count`` crops of ``source``
     taken with the tracker ``params``' geometry and channel order; writes and returns
     ``search_int8.onnx`` beside it."""
+    pair = read_pair((template, search))  # read back as `--onnx` reads them: one pair, checked
     pairs = calibration_crops(read_frames(source), count, params.exemplar_size, params.instance_size,
                               params.context_amount, rgb=params.input_order == "rgb")
-    feeds = calibration_feeds(make_session(template, "cpu"), pairs)
-    source_graph = Path(search).read_bytes()
-    quantized = quantize_search(source_graph, feeds)
+    feeds = calibration_feeds(make_session(pair.first.data, "cpu"), pairs)
+    quantized = quantize_search(pair.second.data, feeds)
     import onnx
 
-    labels = {p.key: p.value for p in onnx.load_from_string(source_graph).metadata_props}
+    labels = pair.second.metadata
     if labels:  # the exported model's name goes with its int8 form
         model = onnx.load_from_string(quantized)
         onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **labels})

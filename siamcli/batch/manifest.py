@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from ..catalog import DEFAULT_MODEL, is_bundled
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
 
 REQUIRED_COLUMNS = ("video", "x", "y", "w", "h")
 OPTIONAL_COLUMNS = ("model", "weights", "start_frame", "aspect_lr", "id")
@@ -91,9 +91,9 @@ def _number(text: str, what: str) -> float:
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} is not a number: {text!r}") from None
+        raise ValueError(f"{what} is not a number: {quoted(text)}") from None
     if not math.isfinite(value):
-        raise ValueError(f"{what} is not finite: {text!r}")
+        raise ValueError(f"{what} is not finite: {quoted(text)}")
     return value
 
 
@@ -108,14 +108,14 @@ def _row_job(row: Dict[str, str], line: int, base: Path, defaults: Defaults) -> 
     if start_text:
         value = _number(start_text, "start_frame")
         if value < 0 or value != int(value):
-            raise ValueError(f"start_frame must be a whole number >= 0, got {start_text!r}")
+            raise ValueError(f"start_frame must be a whole number >= 0, got {quoted(start_text)}")
         start = int(value)
     aspect_text = (row.get("aspect_lr") or "").strip()
     aspect_lr = defaults.aspect_lr
     if aspect_text:
         aspect_lr = _number(aspect_text, "aspect_lr")
         if not 0.0 <= aspect_lr <= 1.0:
-            raise ValueError(f"aspect_lr must lie in [0, 1], got {aspect_text!r}")
+            raise ValueError(f"aspect_lr must lie in [0, 1], got {quoted(aspect_text)}")
     model = (row.get("model") or "").strip() or None
     weights = (row.get("weights") or "").strip() or None
     config = None

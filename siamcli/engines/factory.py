@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
 from . import startup_cache
 from .choices import DEVICES, ENGINES, PRECISIONS
 
@@ -86,9 +86,9 @@ def check_device(device: Optional[str]) -> None:
         return
     base, _, index = str(device).partition(":")
     if base not in DEVICES or (index and (base != "cuda" or not index.isdigit())):
-        raise SiamcliError(f"unknown device {device!r}; use cpu, cuda, cuda:N, tensorrt (onnx engine) or auto")
+        raise SiamcliError(f"unknown device {quoted(device)}; use cpu, cuda, cuda:N, tensorrt (onnx engine) or auto")
     if base in ("cuda", "tensorrt") and not _cuda_available() and not _onnxruntime_has(base):
-        raise SiamcliError(f"device {device!r} asked for, but there is no CUDA GPU here (torch finds none and "
+        raise SiamcliError(f"device {quoted(device)} asked for, but there is no CUDA GPU here (torch finds none and "
                            "onnxruntime has no GPU provider); use --device cpu or auto")
 
 
@@ -126,30 +126,26 @@ def _resolve_model(model: Any) -> NetworkSource:
     return NetworkSource(None, 255, lambda: model, None, model)
 
 
-def onnx_engine_from_files(files: Sequence[PathLike], device: Optional[str] = None, threads: Optional[int] = None,
-                           precision: str = "auto"):
+def onnx_engine_from_files(files: Union[Sequence[PathLike], Any], device: Optional[str] = None,
+                           threads: Optional[int] = None, precision: str = "auto"):
     """The onnxruntime engine of two ONNX files: ``template.onnx`` and ``search.onnx`` (or
-    ``search_int8.onnx``) of ``siamcli export``, or NanoTrack's backbone and head pair."""
-    from .onnx_engine import OnnxEngine, OnnxPairEngine, make_session
+    ``search_int8.onnx``) of ``siamcli export``, or NanoTrack's backbone and head pair; ``files``
+    may be the :class:`~.onnx_files.OnnxPair` :func:`~.onnx_files.read_pair` made of them."""
+    from .onnx_engine import OnnxEngine, OnnxPairEngine
+    from .onnx_files import OnnxPair, read_pair
 
     check_device(device)
     if precision not in ("auto", "fp32", "int8"):
         raise SiamcliError(f"the onnx engine runs fp32 (or int8 from `siamcli export --int8`), not {precision}")
-
-    if len(files) != 2:
-        raise SiamcliError(
-            "give two ONNX files: template.onnx and search.onnx from `siamcli export`, "
-            "or NanoTrack's backbone.onnx and head.onnx"
-        )
-    first, second = files
-    head_inputs = [i.name for i in make_session(second, "cpu", 1).get_inputs()]
-    if head_inputs and head_inputs[0] == "x":
-        engine = OnnxEngine(first, second, device=device, threads=threads)
-    else:
-        engine = OnnxPairEngine(first, second, device=device, threads=threads)
+    pair = files if isinstance(files, OnnxPair) else read_pair(files)
+    kind = OnnxEngine if pair.kind == "export" else OnnxPairEngine
+    try:
+        engine = kind(pair.first.data, pair.second.data, device=device, threads=threads)
+    except SiamcliError as exc:  # checked as ONNX, refused by onnxruntime (an operator it lacks, say)
+        raise SiamcliError(f"{pair.names}: {exc}") from None
     if precision in ("fp32", "int8") and engine.precision != precision:
-        raise SiamcliError(f"{second} runs in {engine.precision}, not {precision}"
-                           + ("; write an int8 search graph with `siamcli export --int8`" if precision == "int8" else ""))
+        fix = "; write an int8 search graph with `siamcli export --int8`" if precision == "int8" else ""
+        raise SiamcliError(f"{pair.second.path} runs in {engine.precision}, not {precision}{fix}")
     return engine
 
 
@@ -269,10 +265,10 @@ def choose_engine(
     and the fastest is returned.
     """
     if engine not in ENGINES:
-        raise SiamcliError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        raise SiamcliError(f"unknown engine {quoted(engine)}; use one of {', '.join(ENGINES)}")
     check_device(device)
     if precision not in PRECISIONS:
-        raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        raise SiamcliError(f"unknown precision {quoted(precision)}; use one of {', '.join(PRECISIONS)}")
     if precision == "int8":
         raise SiamcliError(INT8_FILES)
     if compile and engine == "onnx":

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
 from .choices import DEVICES
 
 Source = Union[str, Path, bytes]
@@ -42,7 +42,7 @@ def providers_for(device: Optional[str] = None) -> List[str]:
     available = _ort().get_available_providers()
     dev = (device or "auto").split(":")[0]
     if dev not in DEVICES:
-        raise SiamcliError(f"unknown device {device!r} for the onnx engine; use one of {', '.join(DEVICES)}")
+        raise SiamcliError(f"unknown device {quoted(device)} for the onnx engine; use one of {', '.join(DEVICES)}")
     if dev == "auto":
         dev = "cuda" if "CUDAExecutionProvider" in available else "cpu"
     if dev == "cpu":
@@ -51,7 +51,7 @@ def providers_for(device: Optional[str] = None) -> List[str]:
               "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}[dev]
     if wanted[0] not in available:
         raise SiamcliError(
-            f"device {device!r} needs onnxruntime's {wanted[0]}, which this onnxruntime lacks "
+            f"device {quoted(device)} needs onnxruntime's {wanted[0]}, which this onnxruntime lacks "
             f"(available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
         )
     return wanted + ["CPUExecutionProvider"]

@@ -20,8 +20,10 @@ written (read-only home, damaged file) is passed over silently.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
@@ -30,6 +32,10 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, Union
+
+from ..errors import SiamcliError
+from ..io.paths import read_input
+from .choices import ENGINES, PRECISIONS
 
 PathLike = Union[str, Path]
 
@@ -108,7 +114,9 @@ def file_digest(path: PathLike) -> str:
 
 def model_key(name: str, architecture: str, config: Any, weights: PathLike, exemplar_size: int,
               instance_size: int) -> str:
-    """The key of one network with one weights file, exported for these patch sizes."""
+    """The key of one network with one weights file, exported for these patch sizes. ``config``:
+    the parsed sections of a config.yaml the network is built from (``ModelSpec.network_config``),
+    bounded in size when the file was read (:mod:`siamcli.io.yaml_file`), or None."""
     config_text = json.dumps(config, sort_keys=True, default=str) if config is not None else ""
     return _digest([FORMAT, name, architecture, config_text, file_digest(weights), exemplar_size, instance_size,
                     code_digest(), _version("torch")])
@@ -161,9 +169,9 @@ def load_onnx(key: str) -> Optional[Tuple[bytes, bytes]]:
     if root is None:
         return None
     paths = _onnx_paths(root / "onnx", key)
-    try:
-        template, search = (p.read_bytes() for p in paths)
-    except OSError:
+    try:  # regular files only: something else put there (a FIFO) would keep the start waiting
+        template, search = (read_input(p, "cached export") for p in paths)
+    except (OSError, SiamcliError):
         return None
     _mark_used(paths)
     return (template, search) if template and search else None
@@ -269,12 +277,47 @@ def forget_files(paths: Iterable[Path]) -> None:
 
 
 # -- auto's choices ------------------------------------------------------------------
-def _choices(root: Path) -> Dict[str, Any]:
+#: the largest choices file read: an entry takes about 300 bytes, one per model, machine and setting
+MAX_CHOICES_BYTES = 4 << 20
+#: what ``auto`` may have chosen (it never chooses ``auto`` itself, nor int8)
+CHOSEN_ENGINES = tuple(e for e in ENGINES if e != "auto")
+CHOSEN_PRECISIONS = tuple(p for p in PRECISIONS if p not in ("auto", "int8"))
+
+
+def _valid_entry(entry: Any) -> bool:
+    """Whether ``entry`` is a choice as :func:`save_choice` writes it: a damaged or foreign file
+    must neither choose an engine nor show up in ``siamcli cache`` as a row of garbage."""
+    if not isinstance(entry, dict):
+        return False
+    kind, _, precision = str(entry.get("choice")).partition("-")
+    probe, threads = entry.get("probe_ms"), entry.get("threads")
+    return (isinstance(entry.get("choice"), str) and kind in CHOSEN_ENGINES and precision in CHOSEN_PRECISIONS
+            and isinstance(entry.get("model"), str) and bool(entry["model"])
+            and isinstance(entry.get("device", "auto"), str)
+            and (threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1))
+            and isinstance(probe, dict)
+            and all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for k, v in probe.items()))
+
+
+def _read_choices(root: Path) -> Tuple[Dict[str, Any], Optional[str]]:
+    """The valid remembered choices by key, and what was passed over as unreadable (None: nothing)."""
+    path = root / CHOICES
     try:
-        data = json.loads((root / CHOICES).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        data = json.loads(read_input(path, "choices file", MAX_CHOICES_BYTES))
+    except (OSError, ValueError, SiamcliError) as exc:
+        if getattr(exc, "errno", None) == errno.ENOENT:
+            return {}, None  # nothing measured yet
+        return {}, f"{CHOICES} is damaged ({'not JSON' if isinstance(exc, ValueError) else exc})"
+    if not isinstance(data, dict):
+        return {}, f"{CHOICES} is damaged (a JSON {type(data).__name__}, not an object)"
+    valid = {key: entry for key, entry in data.items() if _valid_entry(entry)}
+    bad = len(data) - len(valid)
+    return valid, (f"{bad} entr{'ies' if bad > 1 else 'y'} of {CHOICES} unreadable" if bad else None)
+
+
+def _choices(root: Path) -> Dict[str, Any]:
+    return _read_choices(root)[0]
 
 
 def load_choice(key: str) -> Optional[Dict[str, Any]]:
@@ -282,10 +325,7 @@ def load_choice(key: str) -> Optional[Dict[str, Any]]:
     root = cache_dir()
     if root is None:
         return None
-    entry = _choices(root).get(key)
-    if not isinstance(entry, dict) or not isinstance(entry.get("choice"), str):
-        return None
-    return entry
+    return _choices(root).get(key)
 
 
 def save_choice(key: str, choice: str, probe_ms: Dict[str, float], model_name: str,
@@ -293,7 +333,7 @@ def save_choice(key: str, choice: str, probe_ms: Dict[str, float], model_name: s
     root = cache_dir()
     if root is None:
         return
-    data = _choices(root)
+    data = _choices(root)  # unreadable entries are left out: the file is written anew, whole
     data[key] = {"choice": choice, "probe_ms": probe_ms, "model": model_name, "threads": threads,
                  "device": device or "auto"}
     try:
@@ -304,8 +344,9 @@ def save_choice(key: str, choice: str, probe_ms: Dict[str, float], model_name: s
 
 # -- looking inside ----------------------------------------------------------------
 def summary() -> Optional[Dict[str, Any]]:
-    """What the cache holds: ``{"dir", "choices": [entries], "exports": networks exported,
-    "optimized": how many of them as onnxruntime optimized them, "export_bytes"}``; None when off."""
+    """What the cache holds: ``{"dir", "choices": [entries], "unreadable": what was passed over as
+    damaged (None: nothing), "exports": networks exported, "optimized": how many of them as onnxruntime optimized
+    them, "export_bytes"}``; None when off."""
     root = cache_dir()
     if root is None:
         return None
@@ -316,10 +357,11 @@ def summary() -> Optional[Dict[str, Any]]:
             sizes.append(path.stat().st_size)
         except OSError:
             pass
-    choices = [dict(entry) for entry in _choices(root).values() if isinstance(entry, dict)]
+    valid, unreadable = _read_choices(root)
+    choices = [dict(entry) for entry in valid.values()]
     pairs = {p.name.split(".", 1)[0] for p in files}
     optimized = sum("-ort" in k for k in pairs)
-    return {"dir": str(root), "choices": sorted(choices, key=lambda e: str(e.get("model"))),
+    return {"dir": str(root), "choices": sorted(choices, key=lambda e: str(e.get("model"))), "unreadable": unreadable,
             "exports": len({k.split("-ort")[0] for k in pairs}), "optimized": optimized,
             "export_bytes": sum(sizes)}
 

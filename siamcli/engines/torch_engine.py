@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
 from ..models.base import SiameseModel
 from .device_crop import fill_colours, region_params, sample_squares
 from .fusion import fold_batch_norms
@@ -64,9 +64,9 @@ def pick_device(device: Optional[str] = None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise SiamcliError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+        raise SiamcliError(f"unknown device {quoted(device)}; use cpu, cuda, cuda:N or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SiamcliError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu")
+        raise SiamcliError(f"device {quoted(device)} asked for, but torch finds no CUDA GPU here; use --device cpu")
     return dev
 
 
@@ -129,7 +129,7 @@ class TorchEngine:
         device_crop: Optional[bool] = None,
     ) -> None:
         if precision not in PRECISIONS:
-            raise SiamcliError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+            raise SiamcliError(f"unknown precision {quoted(precision)}; use one of {', '.join(PRECISIONS)}")
         self.device = pick_device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise SiamcliError("precision fp16 needs a CUDA GPU (on a CPU use bf16 or fp32)")

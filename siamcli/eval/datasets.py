@@ -8,11 +8,15 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
 from ..io.boxes import read_box_text
 from ..io.sources import list_frames
+from .metrics import annotated
 
 GROUNDTRUTH = "groundtruth_rect.txt"
+#: the largest coordinate or size a ground-truth box may hold, in pixels: far beyond any frame
+#: OpenCV decodes (2^30 pixels at most), and far below where box arithmetic overflows
+MAX_COORDINATE = 1e6
 
 
 @dataclass
@@ -33,19 +37,24 @@ class Sequence:
 
 
 def read_groundtruth(path: Union[str, Path]) -> np.ndarray:
-    """Boxes one per line, separated by commas, tabs or spaces (mixed is fine)."""
+    """Boxes one per line, separated by commas, tabs or spaces (mixed is fine). A row holding
+    ``NaN`` or an infinity is a frame without an annotation (:func:`valid_boxes`); a finite value
+    beyond :data:`MAX_COORDINATE` is refused, naming the file and line."""
     path = Path(path)
     rows = []
-    for number, line in enumerate(read_box_text(path, str(path)).splitlines(), 1):
+    for number, line in enumerate(read_box_text(path, str(path), "ground truth").splitlines(), 1):
         fields = [f for f in re.split(r"[,\s]+", line.strip()) if f]
         if not fields:
             continue
         try:
             values = [float(f) for f in fields]
         except ValueError:
-            raise SiamcliError(f"{path}:{number}: not a box: {line.strip()[:80]!r}") from None
+            raise SiamcliError(f"{path}:{number}: not a box: {quoted(line.strip())}") from None
         if len(values) != 4:
             raise SiamcliError(f"{path}:{number}: expected 4 numbers x,y,w,h, found {len(values)}")
+        if any(abs(v) > MAX_COORDINATE for v in values if np.isfinite(v)):
+            raise SiamcliError(f"{path}:{number}: {quoted(line.strip())} is no box in pixels (values beyond "
+                               f"{MAX_COORDINATE:.0e})")
         rows.append(values)
     if not rows:
         raise SiamcliError(f"{path} holds no boxes")
@@ -53,8 +62,9 @@ def read_groundtruth(path: Union[str, Path]) -> np.ndarray:
 
 
 def valid_boxes(gt: np.ndarray) -> np.ndarray:
-    """Mask of annotated frames: positive width and height (``0,0,0,0`` = not annotated)."""
-    return (gt[:, 2] > 0) & (gt[:, 3] > 0)
+    """Mask of annotated frames: finite values, positive width and height (``0,0,0,0`` and rows
+    holding ``NaN`` = not annotated)."""
+    return annotated(gt)
 
 
 def load_sequence(folder: Path) -> Sequence:

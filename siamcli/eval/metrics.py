@@ -3,7 +3,8 @@
 IoU on x, y, w, h boxes with ``right = x + w``; success AUC = mean of the
 success rate over 21 IoU thresholds 0, 0.05, ..., 1 (``iou > t``); precision =
 share of frames whose centre error (centre ``x + (w-1)/2``) is within 20 px.
-Frames whose ground truth has no positive size are left out of every metric.
+Frames whose ground truth has no positive size, or holds a value that is not a finite number
+(``NaN``: the target is not annotated there), are left out of every metric.
 """
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from typing import Dict
 import numpy as np
 
 THRESHOLDS = np.linspace(0.0, 1.0, 21)
+
+
+def annotated(gt: np.ndarray) -> np.ndarray:
+    """Mask of the annotated rows of (N, 4) ground truth: every value finite, width and height
+    positive (``0,0,0,0`` and ``NaN`` rows mark frames without an annotation)."""
+    gt = np.asarray(gt, float)
+    return np.isfinite(gt).all(axis=1) & (gt[:, 2] > 0) & (gt[:, 3] > 0)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -39,7 +47,7 @@ def success_curve(overlaps: np.ndarray) -> np.ndarray:
 def score_sequence(pred: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
     """Metrics of one sequence over its annotated frames."""
     pred, gt = np.asarray(pred, float), np.asarray(gt, float)
-    mask = (gt[:, 2] > 0) & (gt[:, 3] > 0)
+    mask = annotated(gt)
     p, g = pred[mask], gt[mask]
     ov = iou(p, g)
     err = center_error(p, g)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import SiamcliError
 from ..io.files import write_file_atomically
-from .metrics import THRESHOLDS, center_error, iou
+from .metrics import THRESHOLDS, annotated, center_error, iou
 from .provenance import weights_text
 from .runner import SequenceResult, summarise
 
@@ -44,7 +44,7 @@ def curves(result: SequenceResult, gt: np.ndarray):
     """Success rates over :data:`THRESHOLDS` and precisions over :data:`PRECISION_THRESHOLDS` for one sequence."""
     gt = np.asarray(gt, float)[: len(result.boxes)]
     pred = np.asarray(result.boxes, float)[: len(gt)]
-    mask = (gt[:, 2] > 0) & (gt[:, 3] > 0)
+    mask = annotated(gt)
     ov, err = iou(pred[mask], gt[mask]), center_error(pred[mask], gt[mask])
     if not ov.size:
         return np.zeros(len(THRESHOLDS)), np.zeros(len(PRECISION_THRESHOLDS))

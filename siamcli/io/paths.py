@@ -5,7 +5,8 @@ not enter, a full disk, a folder where a file is wanted, a FIFO that would block
 out of ``os`` and ``open`` as :class:`OSError` with a code; :func:`path_errors` turns
 them into a :class:`PathError` that names the path, what siamcli was doing with it and
 the system's reason, which the command line prints on one line with exit code 2.
-:func:`input_file` is the check every file siamcli reads goes through first.
+:func:`input_file` is the check every file siamcli reads goes through first, and
+:func:`read_input` the way a whole file (a config, a box file, an ONNX graph) is read after it.
 """
 from __future__ import annotations
 
@@ -82,9 +83,29 @@ def input_file(path: PathLike, what: str = "file", max_bytes: Optional[int] = No
     if not os.access(path, os.R_OK):
         raise PathError(f"cannot read {what} {_short(path)}: permission denied (EACCES)", errno.EACCES)
     if max_bytes is not None and info.st_size > max_bytes:
-        raise PathError(f"{what} {_short(path)} is {info.st_size / 2**20:.0f} MiB, more than the "
-                        f"{max_bytes / 2**20:.0f} MiB siamcli reads")
+        raise PathError(f"{what} {_short(path)} is {_size(info.st_size)}, more than the "
+                        f"{_size(max_bytes)} siamcli reads")
     return path
+
+
+def read_input(path: PathLike, what: str = "file", max_bytes: Optional[int] = None) -> bytes:
+    """The content of ``path`` after :func:`input_file`'s checks, read no further than ``max_bytes``
+    (a file that grows while it is read is refused as too large, never read on)."""
+    path = input_file(path, what, max_bytes)
+    with path_errors(path, f"read {what}"):
+        with open(path, "rb") as fh:
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise PathError(f"{what} {_short(path)} is more than the {_size(max_bytes)} siamcli reads")
+    return data
+
+
+def _size(count: int) -> str:
+    """A byte count in words: ``64 MiB``, ``512 KiB``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift:
+            return f"{count / (1 << shift):.4g} {unit}"
+    return f"{count} bytes"
 
 
 def exists(path: PathLike) -> bool:

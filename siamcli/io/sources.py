@@ -10,7 +10,8 @@ from typing import Iterator, List, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
+from .paths import input_file
 
 #: frames of a file read ahead of the tracker, in a background thread (:class:`Prefetcher`, which
 #: :func:`siamcli.frame_loop.track_frames` runs)
@@ -24,8 +25,11 @@ def natural_key(path: Path) -> Tuple:
 
 
 def list_frames(folder: Path) -> List[Path]:
-    """Image files of a folder in natural order."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+    """Image files of a folder in natural order. Hidden files are no frames: macOS leaves an
+    AppleDouble ``._0001.jpg`` of metadata beside each file copied to a foreign disk, and editors
+    and sync tools leave dot-files of their own."""
+    return sorted((p for p in folder.iterdir()
+                   if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
                   key=natural_key)
 
 
@@ -112,7 +116,11 @@ def decode_frame(file: Path, what: str, shape: Optional[Tuple[int, ...]] = None)
     """An image file as a BGR frame. ``shape``: the size of the frames before it, which this one
     must share: a tracker's geometry (its box, its search region) belongs to one frame size, and
     a frame of another size is another picture, not the next frame of this one."""
-    frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    try:
+        frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV refuses an image whose header declares more pixels than it decodes
+        reason = getattr(exc, "err", None) or type(exc).__name__
+        raise SiamcliError(f"cannot decode {what}: {file.name} (OpenCV refuses it: {reason[:100]})") from None
     if frame is None:
         raise SiamcliError(f"cannot decode {what}: {file.name}")
     if shape is not None and frame.shape != shape:
@@ -266,7 +274,8 @@ def open_camera(camera: str, warmup: int = 60) -> VideoSource:
     if text.isdigit():
         return VideoSource(int(text), live=True, warmup=warmup)
     if "://" not in text and not Path(text).exists():
-        raise SiamcliError(f"camera {text!r} not found: give a device index (0, 1, ...), a stream URL or a video file")
+        raise SiamcliError(f"camera {quoted(text)} not found: give a device index (0, 1, ...), a stream URL or a "
+                           "video file")
     return VideoSource(text, live=True, warmup=warmup)
 
 
@@ -282,4 +291,6 @@ def open_source(path: Union[str, Path]) -> FrameSource:
         return ImageFolderSource(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise SiamcliError(f"{path} is a single image; give a video file or a folder of frames")
+    # a FIFO or a device would keep OpenCV waiting for data; a stream is read with `siamcli webcam -c`
+    input_file(path, "video")
     return VideoSource(path)

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
 
 #: the settings a user may change on a model (``siamcli.Tracker(..., lr=0.3)``, ``--aspect-lr``,
 #: ``--lost-threshold``), with their type and bounds: how the tracker follows the network's
@@ -38,10 +38,10 @@ def _checked(name: str, value: Any) -> Any:
             raise ValueError
     except (TypeError, ValueError):
         raise SiamcliError(f"tracker setting {name} must be {'an integer' if cast is int else 'a number'}, "
-                           f"got {value!r}") from None
+                           f"got {quoted(value)}") from None
     if (low is not None and number < low) or (high is not None and number > high):
         bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise SiamcliError(f"tracker setting {name} must be {bounds}, got {value!r}")
+        raise SiamcliError(f"tracker setting {name} must be {bounds}, got {quoted(value)}")
     return cast(number)
 
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..errors import SiamcliError
+from ..errors import SiamcliError, quoted
 from .crop import CROPS, channel_mean, context_size, square
 from .decode import Decoder, Found, decoder_for
 from .engine import Engine, Region
@@ -65,7 +65,7 @@ def validate_box(box: Sequence[float], frame_shape: Sequence[int]) -> Box:
     try:
         x, y, w, h = (float(v) for v in box)
     except (TypeError, ValueError, OverflowError):
-        raise SiamcliError(f"a box needs four numbers x,y,w,h, got {box!r}") from None
+        raise SiamcliError(f"a box needs four numbers x,y,w,h, got {quoted(box)}") from None
     text = f"box {x:g},{y:g},{w:g},{h:g}"
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         raise SiamcliError(f"{text} has a non-finite value")

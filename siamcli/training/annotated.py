@@ -35,6 +35,7 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
+from ..io.sources import list_frames
 from ..tracking.crop import context_size
 from .data import EXEMPLAR, INSTANCE, Pair, crop, finish_pair, map_box, photometric
 
@@ -75,7 +76,7 @@ def _read_geometry(path: Path) -> "tuple[np.ndarray, bool]":
 
 def load_sequence(folder: Path, group: Optional[str] = None) -> AnnotatedSequence:
     """One crop folder (``img/``, ``groundtruth_rect.txt``, ``frames.txt``)."""
-    frames = sorted((folder / "img").iterdir())
+    frames = list_frames(folder / "img")
     boxes = _read_boxes(folder / GROUNDTRUTH)
     squares, still = _read_geometry(folder / GEOMETRY)
     n = min(len(frames), len(boxes), len(squares))
