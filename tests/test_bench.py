@@ -182,7 +182,7 @@ def test_vs_opencv_runs_tracker_nano_beside_any_model_in_alternated_rounds(tmp_p
 def test_vs_opencv_needs_the_onnx_pair_and_a_baseline(synthetic_video, alex_weights, capsys):
     from siamcli.cli import main
 
-    for extra, message in ((["--vs-opencv"], "--vs-opencv needs NanoTrack v2's ONNX pair"),
+    for extra, message in ((["--vs-opencv"], "--vs-opencv needs a NanoTrack ONNX pair"),
                            (["--vs-opencv", "--no-baseline"], "drop --no-baseline")):
         with pytest.raises(SystemExit) as done:
             main(["bench", str(synthetic_video), "-m", "siamrpn_alex_dwxcorr", "-w", str(alex_weights), "-n", "3",
