@@ -392,7 +392,8 @@ def test_a_baseline_pair_that_cannot_be_the_baseline_is_one_line(tmp_path, frame
                   "NanoTrack's published backbone.onnx and head.onnx, which cv2.TrackerNano loads",
         "no-baseline": "--baseline-onnx gives the baseline's files, and --no-baseline runs none: drop one of them",
         "not-nanotrack": "--baseline-onnx gives the NanoTrack pair of cv2.TrackerNano, the baseline of NanoTrack "
-                         "models; the baseline of siamrpn is torch eager on its --weights: drop --baseline-onnx",
+                         "models (or of any with --vs-opencv); the baseline of siamrpn is torch eager on its "
+                         "--weights: drop --baseline-onnx",
     }[case]
     assert line_of(err).startswith("siamcli: error: " + message)
 
